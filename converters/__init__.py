@@ -1,0 +1,1 @@
+"""Keras -> TFLite and ONNX, quantization, the export gate and the model metadata."""

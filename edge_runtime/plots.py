@@ -1,0 +1,49 @@
+"""Figures shared by training and evaluation. matplotlib is optional on the edge install."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.fsutil import atomic_path
+from edge_runtime.labels import CLASS_NAMES
+
+
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend, or a one-line error naming the fix."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise FmnistEdgeError("plots need matplotlib: pip install matplotlib") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=str(path).rsplit(".", 1)[-1])
+    pyplot().close(fig)
+
+
+def plot_confusion(confusion: np.ndarray, path: str | os.PathLike, title: str = "Confusion matrix") -> None:
+    """Row-normalised colours with the counts written in each cell."""
+    plt = pyplot()
+    rows = confusion.sum(axis=1, keepdims=True)
+    share = np.divide(confusion, rows, out=np.zeros(confusion.shape, float), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(8, 7))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(CLASS_NAMES))
+    ax.set_xticks(ticks, CLASS_NAMES, rotation=45, ha="right")
+    ax.set_yticks(ticks, CLASS_NAMES)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in ticks:
+        for j in ticks:
+            ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if share[i, j] > 0.5 else "black")
+    save_figure(fig, path)

@@ -1,0 +1,42 @@
+"""The CLI contract: help for every command, usage errors exit 2, domain errors one line and exit 1."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import error_line, run_cli
+
+from toolkit.cli import cli
+
+COMMANDS = sorted(cli.commands)
+
+
+def test_contract_commands_present():
+    assert {"data", "train"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help(command):
+    proc = run_cli(command, "--help")
+    assert proc.stdout.startswith("Usage: ") and "--help" in proc.stdout
+
+
+def test_top_level_help_lists_commands():
+    proc = run_cli("--help")
+    for command in COMMANDS:
+        assert f"  {command} " in proc.stdout
+
+
+def test_usage_error_exits_2():
+    proc = run_cli("train", "--epochs", "zero", check=False)
+    assert proc.returncode == 2 and "--epochs" in proc.stderr
+
+
+def test_unknown_architecture_is_a_usage_error():
+    proc = run_cli("train", "--arch", "resnet-9000", check=False)
+    assert proc.returncode == 2 and "seed-b" in proc.stderr
+
+
+def test_domain_error_is_one_line_exit_1(tmp_path):
+    proc = run_cli("train", "--data-dir", str(tmp_path / "empty"), "--limit", "10", check=False,
+                   env={"FMNIST_EDGE_MIRROR": "http://127.0.0.1:9/"})
+    assert error_line(proc).startswith("Error: could not download train-images-idx3-ubyte.gz")

@@ -1,0 +1,61 @@
+"""The import rules of DESIGN.md: the edge side never loads TensorFlow or the training side."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imported_modules(package: str) -> dict[str, set[str]]:
+    found = {}
+    for path in (ROOT / package).rglob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def test_edge_runtime_imports_neither_tensorflow_nor_the_training_side():
+    forbidden = {"tensorflow", "keras", "tf2onnx", "toolkit", "converters"}
+    offenders = {f: sorted(n & forbidden) for f, n in imported_modules("edge_runtime").items() if n & forbidden}
+    assert not offenders
+
+
+def test_cli_module_imports_nothing_heavy_at_top_level():
+    tree = ast.parse((ROOT / "toolkit" / "cli.py").read_text())
+    top = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            top |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            top.add(node.module)
+    assert top <= {"__future__", "json", "logging", "sys", "click", "edge_runtime._version",
+                   "edge_runtime.errors"}, top
+
+
+def modules_after(code: str) -> set[str]:
+    script = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_import_edge_runtime_leaves_tensorflow_out():
+    loaded = modules_after("import edge_runtime")
+    assert "tensorflow" not in loaded and "keras" not in loaded
+
+
+@pytest.mark.parametrize("args", [["--help"], ["data", "--help"], ["train", "--help"]])
+def test_cli_help_leaves_tensorflow_out(args):
+    code = ("from toolkit.cli import cli\n"
+            f"try:\n    cli({args!r}, prog_name='fmnist-edge')\nexcept SystemExit:\n    pass")
+    assert "tensorflow" not in modules_after(code)
