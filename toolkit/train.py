@@ -30,10 +30,12 @@ class TrainConfig:
     epochs: int = 40
     """Most epochs; early stopping usually ends the run sooner."""
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 2e-3
     """Peak learning rate of Adam; it decays along a cosine to 1% over `epochs`."""
     augment: bool = True
     augment_config: AugmentConfig = field(default_factory=AugmentConfig)
+    augment_warmup_epochs: float = 3.0
+    """Epochs over which augmentation strength ramps from none to full."""
     val_split: float = 0.1
     patience: int = 6
     """Epochs without a better validation loss before stopping; the best weights are kept."""
@@ -78,7 +80,7 @@ def split_validation(images: np.ndarray, labels: np.ndarray, val_split: float, s
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
-                 augment: AugmentConfig | None) -> tf.data.Dataset:
+                 augment: AugmentConfig | None, warmup_steps: int = 0) -> tf.data.Dataset:
     """An endless shuffled, batched (and augmented) pipeline that keeps every core busy."""
     ds = tf.data.Dataset.from_tensor_slices((images.astype(np.float32), labels.astype(np.int32)))
     ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size)
@@ -88,7 +90,8 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: 
         def _augment(step, batch):
             x, y = batch
             step_seed = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int32))
-            return augment_batch(x, step_seed, augment), y
+            strength = tf.minimum(1.0, tf.cast(step + 1, tf.float32) / float(max(warmup_steps, 1)))
+            return augment_batch(x, step_seed, augment, strength), y
 
         ds = ds.enumerate().map(_augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -118,7 +121,8 @@ def fit(model: keras.Model, train_xy, val_xy, cfg: TrainConfig, callbacks=()) ->
     schedule = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps * cfg.epochs, alpha=0.01)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    train_ds = make_dataset(*train_xy, cfg.batch_size, cfg.seed, cfg.augment_config if cfg.augment else None)
+    train_ds = make_dataset(*train_xy, cfg.batch_size, cfg.seed, cfg.augment_config if cfg.augment else None,
+                            warmup_steps=round(cfg.augment_warmup_epochs * steps))
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
     with contextlib.redirect_stdout(sys.stderr):
         return model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs,
