@@ -30,11 +30,21 @@ def save_figure(fig, path: str | os.PathLike) -> None:
 
 
 def plot_confusion(confusion: np.ndarray, path: str | os.PathLike, title: str = "Confusion matrix") -> None:
-    """Row-normalised colours with the counts written in each cell."""
+    plot_confusions([(title, confusion)], path)
+
+
+def plot_confusions(matrices: list[tuple[str, np.ndarray]], path: str | os.PathLike) -> None:
+    """One panel per (title, matrix): row-normalised colours with the counts written in each cell."""
     plt = pyplot()
+    fig, axes = plt.subplots(1, len(matrices), figsize=(8 * len(matrices), 7), squeeze=False)
+    for ax, (title, confusion) in zip(axes[0], matrices, strict=True):
+        _confusion_panel(ax, confusion, title)
+    save_figure(fig, path)
+
+
+def _confusion_panel(ax, confusion: np.ndarray, title: str) -> None:
     rows = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, rows, out=np.zeros(confusion.shape, float), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(8, 7))
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ticks = np.arange(len(CLASS_NAMES))
     ax.set_xticks(ticks, CLASS_NAMES, rotation=45, ha="right")
@@ -46,4 +56,3 @@ def plot_confusion(confusion: np.ndarray, path: str | os.PathLike, title: str = 
         for j in ticks:
             ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=8,
                     color="white" if share[i, j] > 0.5 else "black")
-    save_figure(fig, path)

@@ -14,6 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
+ALL_FILES = ["model_fp32.tflite", "model_fp16.tflite", "model_dynamic.tflite", "model_int8.tflite",
+             "model_fp32.onnx", "model_dynamic.onnx", "model_int8.onnx"]
+
+
 @pytest.fixture(scope="session")
 def fmnist_dir() -> Path:
     """The Debian dataset directory; `make test` installs the package."""
@@ -46,3 +50,44 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     errors = [line for line in lines if line.startswith("Error: ")]
     assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr
     return errors[0]
+
+
+@pytest.fixture(scope="session")
+def test_set(fmnist_dir):
+    from toolkit import data
+
+    return data.load_split("test", fmnist_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_keras(tmp_path_factory, fmnist_dir) -> Path:
+    """A small seeded CNN trained for a few seconds (about 85% test accuracy)."""
+    import numpy as np
+
+    from toolkit import data
+    from toolkit.tf import keras
+
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    inputs = keras.Input((28, 28, 1))
+    x = layers.Rescaling(1 / 255)(inputs)
+    x = layers.Conv2D(8, 3, activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    outputs = layers.Dense(10, activation="softmax")(x)
+    model = keras.Model(inputs, outputs, name="tiny")
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    images, labels = data.load_split("train", fmnist_dir, limit=6000)
+    model.fit(images.astype(np.float32), labels, epochs=3, batch_size=64, verbose=0)
+    path = tmp_path_factory.mktemp("tiny") / "model.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_keras, tmp_path_factory, fmnist_dir):
+    """The tiny model exported by the CLI to every format and precision: (directory, report)."""
+    out = tmp_path_factory.mktemp("export")
+    report = run_cli_json("export", str(tiny_keras), "--out", str(out), "--int8", "--fp16", "--dynamic",
+                          "--calib-samples", "200", "--data-dir", str(fmnist_dir))
+    return out, report

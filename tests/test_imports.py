@@ -39,8 +39,8 @@ def test_cli_module_imports_nothing_heavy_at_top_level():
             top |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             top.add(node.module)
-    assert top <= {"__future__", "json", "logging", "sys", "click", "edge_runtime._version",
-                   "edge_runtime.errors"}, top
+    assert top <= {"__future__", "contextlib", "json", "logging", "pathlib", "sys", "click",
+                   "edge_runtime._version", "edge_runtime.errors"}, top
 
 
 def modules_after(code: str) -> set[str]:

@@ -1,0 +1,39 @@
+"""Shared types of the converters: what a format converter returns and what the gate reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edge_runtime.errors import FmnistEdgeError
+
+
+class ExportError(FmnistEdgeError):
+    """A conversion that could not be made at all."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One file to export: a format and a precision."""
+
+    format: str  # "tflite" or "onnx"
+    precision: str  # "fp32", "fp16", "dynamic" or "int8"
+
+    @property
+    def filename(self) -> str:
+        return f"model_{self.precision}.{self.format}"
+
+
+@dataclass
+class ExportedModel:
+    """One row of export_report.json."""
+
+    path: str
+    format: str
+    precision: str
+    size_bytes: int
+    accuracy: float
+    top1_agreement: float
+    max_abs_diff: float
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+    """Every gate check this file failed, each naming the measured value and the limit."""

@@ -1,0 +1,148 @@
+"""Export a Keras model to every asked-for format and precision, each file gated and self-describing.
+
+For each target: convert, write to a temporary file, run it through the edge runtime on the test
+set and compare with Keras (converters.validate), embed the metadata with the accuracy just
+measured, confirm the final bytes give the same answers, and only then rename it into place.
+A file that fails the gate is kept beside the others as `model_<precision>.rejected.<ext>` for
+inspection; it never replaces a good model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from converters import metadata as meta
+from converters import onnx as onnx_conv
+from converters import tflite as tflite_conv
+from converters.base import ExportError, ExportedModel, Target
+from converters.validate import GateError, GateLimits, Reference, check, predict_file
+from edge_runtime.backends import open_backend
+from edge_runtime.fsutil import temp_beside, write_json_atomic
+from edge_runtime.metadata import ModelMetadata, onnx_metadata_props, tflite_with_metadata
+
+log = logging.getLogger(__name__)
+
+FORMATS = {"tflite": tflite_conv.PRECISIONS, "onnx": onnx_conv.PRECISIONS}
+
+
+def plan(fmt: str = "all", int8: bool = False, fp16: bool = False, dynamic: bool = False) -> list[Target]:
+    """fp32 for each format, plus each precision asked for where the format has it."""
+    formats = list(FORMATS) if fmt == "all" else [fmt]
+    asked = ["fp32"] + [p for p, on in (("fp16", fp16), ("dynamic", dynamic), ("int8", int8)) if on]
+    for precision in asked:
+        if not any(precision in FORMATS[f] for f in formats):
+            raise ExportError(f"{fmt} export has no {precision} precision; use --format tflite for it")
+    return [Target(f, p) for f in formats for p in asked if p in FORMATS[f]]
+
+
+def calibration_set(images: np.ndarray, labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """`n` training images drawn evenly across the ten classes (seeded)."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    picked = [idx[i] for i in range(-(-n // len(classes))) for idx in per_class if i < len(idx)]
+    return images[np.sort(np.array(picked[:n], dtype=np.int64))]
+
+
+@dataclass
+class ExportReport:
+    source: str
+    source_sha256: str
+    arch: str
+    keras_accuracy: float
+    calibration_samples: int
+    test_images: int
+    models: list[ExportedModel]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Converter:
+    """Builds each target's bytes, converting the ONNX fp32 graph once for all ONNX precisions."""
+
+    def __init__(self, model, calibration: np.ndarray):
+        self.model = model
+        self.calibration = calibration
+        self._onnx_fp32 = None
+
+    def __call__(self, target: Target) -> Callable[[ModelMetadata | None], bytes]:
+        if target.format == "tflite":
+            flat = tflite_conv.convert(self.model, target.precision, self.calibration)
+            return lambda m: flat if m is None else tflite_with_metadata(flat, m)
+        if self._onnx_fp32 is None:
+            self._onnx_fp32 = onnx_conv.to_onnx(self.model)
+        proto = self._onnx_fp32 if target.precision == "fp32" else \
+            onnx_conv.quantize(self._onnx_fp32, target.precision, self.calibration)
+        return lambda m: _onnx_bytes(proto, m)
+
+
+def _onnx_bytes(proto, metadata: ModelMetadata | None) -> bytes:
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)
+    if metadata is not None:
+        onnx.helper.set_model_props(copy, onnx_metadata_props(metadata))
+    return copy.SerializeToString()
+
+
+def _install(target: Target, out: Path, render: Callable, ref: Reference, arch: str, source_sha: str,
+             n_calib: int, limits: GateLimits) -> ExportedModel:
+    final = out / target.filename
+    rejected = final.with_name(f"model_{target.precision}.rejected.{target.format}")
+    tmp = temp_beside(final)
+    try:
+        tmp.write_bytes(render(None))
+        probs = predict_file(tmp, ref.images)
+        row = check(final, target.format, target.precision, probs, ref, limits)
+        with open_backend(tmp) as backend:
+            input_spec = backend.input
+        info = meta.build(target.format, target.precision, arch, source_sha, input_spec, n_calib, row.accuracy)
+        tmp.write_bytes(render(info))
+        if not np.array_equal(predict_file(tmp, ref.images), probs):
+            raise ExportError(f"{final}: embedding the metadata changed the model's answers")
+        row.size_bytes = tmp.stat().st_size
+        # A file that fails the gate is kept for inspection, never where a good model is.
+        dest = final if row.passed else rejected
+        os.replace(tmp, dest)
+        row.path = str(dest)
+        if row.passed:
+            rejected.unlink(missing_ok=True)
+        return row
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def export(keras_path: str | Path, out: str | Path, targets: list[Target], calibration: np.ndarray,
+           test_images: np.ndarray, test_labels: np.ndarray, limits: GateLimits | None = None) -> ExportReport:
+    """Export, gate and install every target; raise GateError listing every failure after trying all."""
+    from toolkit.tf import keras
+
+    keras_path, out, limits = Path(keras_path), Path(out), limits or GateLimits()
+    try:
+        model = keras.models.load_model(keras_path)
+    except Exception as exc:
+        raise ExportError(f"{keras_path}: not a loadable Keras model ({str(exc).splitlines()[0]})") from None
+    source_sha = meta.sha256_file(keras_path)
+    ref = Reference(test_images, test_labels, model.predict(test_images.astype(np.float32), batch_size=1000, verbose=0))
+    convert = _Converter(model, calibration)
+    rows = []
+    for target in targets:
+        log.info("exporting %s %s", target.format, target.precision)
+        rows.append(_install(target, out, convert(target), ref, model.name, source_sha, len(calibration), limits))
+    report = ExportReport(str(keras_path), source_sha, model.name, ref.accuracy, len(calibration),
+                          len(test_images), rows)
+    write_json_atomic(out / "export_report.json", report.to_dict())
+    if not all(r.passed for r in rows):
+        raise GateError(rows)
+    return report
+
+
+__all__ = ["FORMATS", "ExportReport", "calibration_set", "export", "plan"]

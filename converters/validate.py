@@ -1,0 +1,79 @@
+"""The export gate: every exported file, run through the edge runtime users run, against Keras.
+
+Thresholds, on the same test images for both:
+- fp32: largest absolute difference in probabilities <= 1e-4 on the first 1,000 images;
+- fp16 and dynamic: top-1 agreement >= 99.5%;
+- int8: top-1 agreement >= 98.5% and a test accuracy drop <= 0.5 percentage points.
+Every failed check is collected, so a user sees all of them at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from converters.base import ExportedModel
+from edge_runtime.backends import open_backend
+from edge_runtime.errors import FmnistEdgeError
+
+
+@dataclass(frozen=True)
+class GateLimits:
+    fp32_max_abs_diff: float = 1e-4
+    diff_images: int = 1000
+    """How many test images the fp32 difference is measured on."""
+    min_agreement: dict = field(default_factory=lambda: {"fp16": 0.995, "dynamic": 0.995, "int8": 0.985})
+    max_accuracy_drop: dict = field(default_factory=lambda: {"int8": 0.005})
+    """Largest loss of test accuracy against Keras, as a fraction (0.005 = 0.5 pp)."""
+
+
+@dataclass
+class Reference:
+    """The Keras model's answers on the test set, computed once for every file."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    probs: np.ndarray
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.probs.argmax(axis=1) == self.labels).mean())
+
+
+class GateError(FmnistEdgeError):
+    """Raised with every failed check of every file, in one line."""
+
+    def __init__(self, rows: list[ExportedModel]):
+        failed = [r for r in rows if not r.passed]
+        super().__init__("export gate failed: " + "; ".join(f"{r.path}: {', '.join(r.failures)}" for r in failed))
+        self.rows = rows
+
+
+def predict_file(path: Path, images: np.ndarray, batch: int = 500) -> np.ndarray:
+    """Probabilities from the file, through the same backend `predict` and `camera` use."""
+    with open_backend(path) as backend:
+        return np.concatenate([backend.predict(images[i : i + batch]) for i in range(0, len(images), batch)])
+
+
+def check(path: Path, fmt: str, precision: str, probs: np.ndarray, ref: Reference,
+          limits: GateLimits = GateLimits(), size_bytes: int = 0) -> ExportedModel:
+    """Compare a file's probabilities on the test set with Keras's; `passed` only if every check holds."""
+    accuracy = float((probs.argmax(axis=1) == ref.labels).mean())
+    agreement = float((probs.argmax(axis=1) == ref.probs.argmax(axis=1)).mean())
+    n = min(limits.diff_images, len(probs))
+    max_diff = float(np.abs(probs[:n] - ref.probs[:n]).max())
+    failures = []
+    if precision == "fp32" and not max_diff <= limits.fp32_max_abs_diff:
+        failures.append(f"max abs difference {max_diff:.2e} > {limits.fp32_max_abs_diff:.0e}")
+    floor = limits.min_agreement.get(precision)
+    if floor is not None and not agreement >= floor:
+        failures.append(f"top-1 agreement {agreement:.4f} < {floor}")
+    drop_limit = limits.max_accuracy_drop.get(precision)
+    drop = ref.accuracy - accuracy
+    if drop_limit is not None and not drop <= drop_limit + 1e-12:
+        failures.append(f"accuracy drop {100 * drop:.2f} pp > {100 * drop_limit:.1f} pp")
+    return ExportedModel(path=str(path), format=fmt, precision=precision, size_bytes=size_bytes,
+                         accuracy=accuracy, top1_agreement=agreement, max_abs_diff=max_diff,
+                         passed=not failures, failures=failures)

@@ -1,0 +1,71 @@
+"""The small interface every runtime backend implements."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.labels import IMAGE_SHAPE, NUM_CLASSES
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output tensor as the file declares it."""
+
+    name: str
+    shape: tuple
+    """Dimensions; None where the file leaves one free (the batch)."""
+    dtype: str
+    scale: float | None = None
+    """Quantization scale and zero point: real = scale * (q - zero_point); None if not quantized."""
+    zero_point: int | None = None
+
+
+class Backend(abc.ABC):
+    """A loaded model: uint8 pixels in, float32 probabilities out. Quantization stays inside."""
+
+    name: str
+    """Runtime name: "litert", "tflite_runtime" or "onnxruntime"."""
+    version: str
+    path: Path
+    input: TensorSpec
+    output: TensorSpec
+    threads: int | None
+
+    @abc.abstractmethod
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """uint8 [N,28,28,1] raw pixels -> float32 [N,10] class probabilities."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the runtime's resources."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def check_images(images: np.ndarray) -> np.ndarray:
+    """Refuse anything but a uint8 [N,28,28,1] batch: the model contract's input."""
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
+        got = getattr(images, "dtype", type(images))
+        raise ValueError(f"images must be a uint8 array of raw 0..255 pixels, got {got}")
+    if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE or images.shape[0] < 1:
+        raise ValueError(f"images must have shape [N,28,28,1], got {list(images.shape)}")
+    return images
+
+
+def check_model_shape(path: Path, inp: TensorSpec, out: TensorSpec) -> None:
+    """Refuse a file that is not a Fashion-MNIST classifier of this toolkit's shape."""
+    if len(inp.shape) != 4 or tuple(inp.shape[1:]) != IMAGE_SHAPE:
+        raise FmnistEdgeError(f"{path}: input shape {list(inp.shape)} is not [N,28,28,1]; "
+                              "this is not a Fashion-MNIST classifier")
+    if len(out.shape) != 2 or out.shape[1] != NUM_CLASSES:
+        raise FmnistEdgeError(f"{path}: output shape {list(out.shape)} is not [N,10]; "
+                              "this is not a Fashion-MNIST classifier")

@@ -1,0 +1,111 @@
+"""TFLite files through LiteRT (`ai_edge_litert`), or `tflite_runtime` where that is installed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.backends.base import Backend, TensorSpec, check_images, check_model_shape
+from edge_runtime.errors import FmnistEdgeError
+
+
+def interpreter_module():
+    """(module, runtime name, version) of the TFLite interpreter that is installed. Never TensorFlow."""
+    try:
+        from ai_edge_litert import interpreter
+
+        return interpreter, "litert", metadata.version("ai-edge-litert")
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime import interpreter
+
+        return interpreter, "tflite_runtime", metadata.version("tflite-runtime")
+    except ImportError:
+        raise FmnistEdgeError("no TFLite interpreter installed: pip install ai-edge-litert") from None
+
+
+def _spec(detail: dict) -> TensorSpec:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    shape = tuple(None if d < 0 else int(d) for d in detail.get("shape_signature", detail["shape"]))
+    quantized = scale != 0.0
+    return TensorSpec(detail["name"], shape, np.dtype(detail["dtype"]).name,
+                      float(scale) if quantized else None, int(zero_point) if quantized else None)
+
+
+_XOR_128 = np.arange(256, dtype=np.uint8) ^ 0x80
+
+
+def _input_mapper(spec: TensorSpec):
+    """uint8 pixels -> the input tensor's values, as cheap as the file's quantization allows."""
+    pixels = np.arange(256, dtype=np.float64)
+    if spec.scale is None:
+        if spec.dtype == "uint8":
+            return lambda x: x
+        return lambda x: x.astype(spec.dtype)
+    info = np.iinfo(spec.dtype)
+    table = np.clip(np.round(pixels / spec.scale + spec.zero_point), info.min, info.max).astype(spec.dtype)
+    if spec.dtype == "uint8" and np.array_equal(table, np.arange(256)):
+        return lambda x: x
+    if spec.dtype == "int8" and np.array_equal(table.view(np.uint8), _XOR_128):
+        # scale 1, zero point -128 (raw pixels calibrated over 0..255): flipping the top bit is the quantization.
+        return lambda x: np.bitwise_xor(x, 0x80).view(np.int8)
+    return lambda x: table[x]
+
+
+def _output_mapper(spec: TensorSpec):
+    """The output tensor -> float32 probabilities; a 256-entry table for 8-bit outputs."""
+    if spec.scale is None:
+        return lambda y: y.astype(np.float32, copy=False)
+    codes = np.arange(256, dtype=np.uint8).view(spec.dtype).astype(np.float32)
+    table = (codes - np.float32(spec.zero_point)) * np.float32(spec.scale)
+    return lambda y: table[y.view(np.uint8)]
+
+
+class LiteRTBackend(Backend):
+    def __init__(self, path: str | Path, threads: int | None = None):
+        self.path = Path(path)
+        module, self.name, self.version = interpreter_module()
+        self.threads = threads
+        try:
+            self._interp = module.Interpreter(model_path=str(self.path), num_threads=threads)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise FmnistEdgeError(f"{self.path}: not a valid TFLite model ({first}); export it again") from None
+        inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise FmnistEdgeError(f"{self.path}: expected one input and one output tensor, "
+                                  f"found {len(inputs)} and {len(outputs)}")
+        self.input, self.output = _spec(inputs[0]), _spec(outputs[0])
+        check_model_shape(self.path, self.input, self.output)
+        self._in_index, self._out_index = inputs[0]["index"], outputs[0]["index"]
+        self._batch = int(inputs[0]["shape"][0])
+        self._to_input = _input_mapper(self.input)
+        self._from_output = _output_mapper(self.output)
+
+    def _resize(self, batch: int) -> None:
+        self._interp.resize_tensor_input(self._in_index, [batch, 28, 28, 1])
+        self._interp.allocate_tensors()
+        self._batch = batch
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        images = check_images(images)
+        if len(images) != self._batch:
+            self._resize(len(images))
+        self._interp.set_tensor(self._in_index, self._to_input(images))
+        self._interp.invoke()
+        return self._from_output(self._interp.get_tensor(self._out_index))
+
+    def op_counts(self) -> Counter:
+        """Operators of the file as written (before any delegate takes them over)."""
+        module, _, _ = interpreter_module()
+        plain = module.Interpreter(model_path=str(self.path),
+                                   experimental_op_resolver_type=module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        return Counter(op["op_name"] for op in plain._get_ops_details())
+
+    def close(self) -> None:
+        self._interp = None

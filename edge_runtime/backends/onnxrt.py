@@ -1,0 +1,68 @@
+"""ONNX files through ONNX Runtime's CPU provider."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.backends.base import Backend, TensorSpec, check_images, check_model_shape
+from edge_runtime.errors import FmnistEdgeError
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
+              "tensor(float16)": "float16"}
+
+
+def _spec(arg) -> TensorSpec:
+    shape = tuple(d if isinstance(d, int) else None for d in arg.shape)
+    return TensorSpec(arg.name, shape, _ORT_TYPES.get(arg.type, arg.type))
+
+
+def session_options(threads: int | None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.inter_op_num_threads = 1
+    if threads:
+        opts.intra_op_num_threads = threads
+    # Spinning threads would steal the core the camera needs between frames.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return opts
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.version = ort.__version__
+        self.threads = threads
+        try:
+            self._session = ort.InferenceSession(str(self.path), session_options(threads),
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types for every kind of damage
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise FmnistEdgeError(f"{self.path}: not a valid ONNX model ({first}); export it again") from None
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise FmnistEdgeError(f"{self.path}: expected one input and one output tensor, "
+                                  f"found {len(inputs)} and {len(outputs)}")
+        self.input, self.output = _spec(inputs[0]), _spec(outputs[0])
+        check_model_shape(self.path, self.input, self.output)
+        self._in_dtype = np.dtype(self.input.dtype)
+        self._out_names = [self.output.name]
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        images = check_images(images)
+        feed = images if self._in_dtype == np.uint8 else images.astype(self._in_dtype)
+        out = self._session.run(self._out_names, {self.input.name: feed})[0]
+        return out.astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        self._session = None

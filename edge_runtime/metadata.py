@@ -1,0 +1,89 @@
+"""The metadata every exported model carries, and reading it back without TensorFlow or onnx.
+
+TFLite files carry `metadata.json` in a zip archive appended to the flatbuffer (the interpreter
+ignores trailing bytes; zip readers find the archive from the end). ONNX files carry each field
+as a `metadata_props` entry, prefixed `fmnist_edge.`, values JSON-encoded.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from edge_runtime import onnx_proto
+from edge_runtime.errors import FmnistEdgeError
+
+TFLITE_MEMBER = "metadata.json"
+ONNX_PREFIX = "fmnist_edge."
+
+
+@dataclass
+class ModelMetadata:
+    """What a model file says about itself; the runtime reads it, nothing is hand-copied."""
+
+    class_names: list[str]
+    input: dict = field(default_factory=dict)
+    """Shape, dtype and value range of what callers pass: raw 0..255 pixels, light item on black."""
+    precision: str = "fp32"
+    format: str = ""
+    preprocessing: str = ""
+    """Version of the frame preprocessing the model expects (edge_runtime.preprocess)."""
+    toolkit_version: str = ""
+    source_sha256: str = ""
+    """SHA-256 of the Keras model file the export was made from."""
+    calibration_samples: int | None = None
+    test_accuracy: float | None = None
+    """Accuracy on the Fashion-MNIST test set, measured through the edge runtime at export."""
+    arch: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> ModelMetadata:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+def tflite_with_metadata(model: bytes, meta: ModelMetadata) -> bytes:
+    """The flatbuffer with metadata.json appended as a zip archive."""
+    buf = io.BytesIO(model)
+    buf.seek(0, io.SEEK_END)
+    with zipfile.ZipFile(buf, "a", zipfile.ZIP_DEFLATED) as archive:
+        info = zipfile.ZipInfo(TFLITE_MEMBER, date_time=(1980, 1, 1, 0, 0, 0))  # reproducible bytes
+        archive.writestr(info, json.dumps(meta.to_dict(), indent=1, sort_keys=True), zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
+
+
+def onnx_metadata_props(meta: ModelMetadata) -> dict[str, str]:
+    """The metadata as ONNX metadata_props entries."""
+    return {ONNX_PREFIX + k: json.dumps(v) for k, v in meta.to_dict().items()}
+
+
+def read_metadata(path: str | Path) -> ModelMetadata | None:
+    """The metadata embedded in a .tflite or .onnx file, or None when it has none."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                raw = json.loads(archive.read(TFLITE_MEMBER))
+        except (zipfile.BadZipFile, KeyError):
+            return None
+        except (OSError, ValueError) as exc:
+            raise FmnistEdgeError(f"{path}: unreadable metadata ({exc}); re-export the model") from None
+        return ModelMetadata.from_dict(raw)
+    if suffix == ".onnx":
+        props = onnx_proto.read_model(path).metadata_props
+        raw = {k[len(ONNX_PREFIX):]: v for k, v in props.items() if k.startswith(ONNX_PREFIX)}
+        if not raw:
+            return None
+        try:
+            return ModelMetadata.from_dict({k: json.loads(v) for k, v in raw.items()})
+        except ValueError as exc:
+            raise FmnistEdgeError(f"{path}: unreadable metadata ({exc}); re-export the model") from None
+    raise FmnistEdgeError(f"{path}: not a model file (expected .tflite or .onnx)")

@@ -1,0 +1,96 @@
+"""Edge backends on real exported files: both runtimes, every precision, batch 1 and 32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import ALL_FILES
+from edge_runtime import load_model
+from edge_runtime.backends import open_backend
+from edge_runtime.backends.litert import _input_mapper, _output_mapper
+from edge_runtime.backends.base import TensorSpec
+from edge_runtime.errors import FmnistEdgeError
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+@pytest.mark.parametrize("batch", [1, 32])
+def test_predict_any_batch(exported, test_set, name, batch):
+    out, _ = exported
+    images, _ = test_set
+    with open_backend(out / name, threads=1) as backend:
+        probs = backend.predict(images[:batch])
+        again = backend.predict(images[:batch])
+        single = np.concatenate([backend.predict(images[i : i + 1]) for i in range(batch)])
+    assert probs.shape == (batch, 10) and probs.dtype == np.float32
+    np.testing.assert_array_equal(probs, again)
+    if name == "model_dynamic.onnx":
+        # Dynamic quantization picks activation scales from the whole batch: close, not equal.
+        np.testing.assert_allclose(probs, single, atol=0.02)
+    else:
+        np.testing.assert_allclose(probs, single, atol=1e-5)  # the batch size does not change the answer
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=0.02)
+    assert (probs >= 0).all()
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+def test_backend_accuracy_matches_export_report(exported, test_set, name):
+    out, report = exported
+    images, labels = test_set
+    row = next(r for r in report["models"] if r["path"].endswith(name))
+    with open_backend(out / name) as backend:  # batches of 500 as the gate (dynamic int8 depends on the batch)
+        pred = np.concatenate([backend.predict(images[i : i + 500]) for i in range(0, 10000, 500)]).argmax(1)
+    assert (pred == labels).mean() == pytest.approx(row["accuracy"], abs=1e-9)
+
+
+def test_runtimes_are_named(exported):
+    out, _ = exported
+    with open_backend(out / "model_int8.tflite") as t, open_backend(out / "model_int8.onnx") as o:
+        assert t.name in ("litert", "tflite_runtime") and t.version
+        assert o.name == "onnxruntime" and o.version
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((1, 28, 28, 1), np.float32), "must be a uint8 array"),
+    (np.zeros((28, 28, 1), np.uint8), r"must have shape \[N,28,28,1\]"),
+    (np.zeros((1, 32, 32, 1), np.uint8), r"must have shape \[N,28,28,1\]"),
+    (np.zeros((0, 28, 28, 1), np.uint8), r"must have shape \[N,28,28,1\]"),
+])
+def test_wrong_input_refused(exported, bad, message):
+    out, _ = exported
+    with open_backend(out / "model_int8.tflite") as backend, pytest.raises(ValueError, match=message):
+        backend.predict(bad)
+
+
+def test_input_quantization_matches_the_formula():
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+    for spec in (TensorSpec("x", (), "int8", 1.0, -128), TensorSpec("x", (), "int8", 0.5, 3),
+                 TensorSpec("x", (), "uint8", 2.0, 10), TensorSpec("x", (), "uint8", 1.0, 0)):
+        info = np.iinfo(spec.dtype)
+        expected = np.clip(np.round(pixels / spec.scale + spec.zero_point), info.min, info.max).astype(spec.dtype)
+        got = _input_mapper(spec)(pixels)
+        assert got.dtype == np.dtype(spec.dtype)
+        np.testing.assert_array_equal(got, expected)
+    assert _input_mapper(TensorSpec("x", (), "float32"))(pixels).dtype == np.float32
+
+
+def test_output_dequantization_matches_the_formula():
+    spec = TensorSpec("y", (), "int8", 1 / 256, -128)
+    codes = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    np.testing.assert_allclose(_output_mapper(spec)(codes), (codes.astype(np.float32) + 128) / 256)
+
+
+def test_load_model_reads_metadata(exported):
+    out, _ = exported
+    with load_model(out / "model_int8.onnx") as model:
+        assert model.metadata.precision == "int8" and model.class_names[5] == "Sandal"
+        top = model.classify(np.zeros((2, 28, 28, 1), np.uint8))
+        assert len(top) == 2 and top[0].label == model.class_names[top[0].class_id]
+
+
+def test_missing_and_unknown_files(tmp_path):
+    with pytest.raises(FmnistEdgeError, match="no such model file"):
+        open_backend(tmp_path / "nope.tflite")
+    (tmp_path / "m.h5").write_bytes(b"x")
+    with pytest.raises(FmnistEdgeError, match=r"expected \.tflite or \.onnx"):
+        open_backend(tmp_path / "m.h5")

@@ -1,0 +1,179 @@
+"""Export: a tiny seeded model to every format and precision, numbers compared, metadata read back,
+gate failures provoked, damaged files refused, good files never replaced by bad ones."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ALL_FILES, error_line, run_cli, run_cli_json
+from converters import export as export_mod
+from converters.base import Target
+from converters.validate import GateError
+from edge_runtime.backends import open_backend
+from edge_runtime.metadata import read_metadata
+from toolkit.tf import keras
+
+
+def test_every_format_and_precision_written_and_passed(exported):
+    out, report = exported
+    rows = {Path(r["path"]).name: r for r in report["models"]}
+    assert sorted(rows) == sorted(ALL_FILES)
+    for name, row in rows.items():
+        assert set(row) >= {"path", "format", "precision", "size_bytes", "accuracy", "top1_agreement",
+                            "max_abs_diff", "passed"}
+        assert row["passed"] is True, row
+        assert row["size_bytes"] == (out / name).stat().st_size
+    assert json.loads((out / "export_report.json").read_text()) == report
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_quantized_files_are_smaller(exported):
+    out, _ = exported
+    fp32 = (out / "model_fp32.tflite").stat().st_size
+    assert (out / "model_int8.tflite").stat().st_size < 0.35 * fp32
+    assert (out / "model_fp16.tflite").stat().st_size < 0.6 * fp32
+    # The QDQ graph's extra nodes weigh more in a tiny model than in a real one (seed-b: 26%).
+    assert (out / "model_int8.onnx").stat().st_size < 0.5 * (out / "model_fp32.onnx").stat().st_size
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+def test_numbers_match_keras(exported, tiny_keras, test_set, name):
+    out, _ = exported
+    images, labels = test_set
+    keras_probs = keras.models.load_model(tiny_keras).predict(images[:2000].astype(np.float32), verbose=0)
+    with open_backend(out / name) as backend:
+        probs = np.concatenate([backend.predict(images[i : i + 500]) for i in range(0, 2000, 500)])
+    assert probs.dtype == np.float32 and probs.shape == (2000, 10)
+    if "fp32" in name:
+        np.testing.assert_allclose(probs, keras_probs, atol=1e-4)
+    else:
+        agreement = (probs.argmax(1) == keras_probs.argmax(1)).mean()
+        assert agreement >= (0.985 if "int8" in name else 0.995)
+        accuracy = (probs.argmax(1) == labels[:2000]).mean()
+        assert accuracy >= (keras_probs.argmax(1) == labels[:2000]).mean() - 0.01
+
+
+def test_metadata_read_back(exported, tiny_keras):
+    _, report = exported
+    sha = hashlib.sha256(tiny_keras.read_bytes()).hexdigest()
+    for row in report["models"]:
+        meta = read_metadata(row["path"])
+        assert meta is not None, row["path"]
+        assert meta.class_names[0] == "T-shirt/top" and meta.class_names[9] == "Ankle boot"
+        assert meta.precision == row["precision"] and meta.format == row["format"]
+        assert meta.source_sha256 == sha and meta.arch == "tiny"
+        assert meta.test_accuracy == pytest.approx(row["accuracy"], abs=1e-6)
+        assert meta.calibration_samples == (200 if row["precision"] == "int8" else None)
+        assert meta.input["shape"] == [None, 28, 28, 1] and meta.preprocessing and meta.toolkit_version
+
+
+def test_int8_tflite_takes_integers_with_its_own_scale(exported):
+    out, _ = exported
+    with open_backend(out / "model_int8.tflite") as backend:
+        assert backend.input.dtype == "int8" and backend.output.dtype == "int8"
+        # Calibrated on raw pixels 0..255: one step per grey level.
+        assert backend.input.scale == pytest.approx(1.0) and backend.input.zero_point == -128
+
+
+@pytest.mark.parametrize("name", ["model_int8.tflite", "model_int8.onnx", "model_fp32.onnx"])
+def test_info_json(exported, name):
+    out, _ = exported
+    info = run_cli_json("info", str(out / name))
+    assert info["size_bytes"] == (out / name).stat().st_size
+    assert info["inputs"][0]["shape"] == [None, 28, 28, 1] and info["outputs"][0]["shape"] == [None, 10]
+    assert info["metadata"]["precision"] == name.split("_")[1].split(".")[0]
+    ops = info["op_counts"]
+    assert ("CONV_2D" in ops) if name.endswith(".tflite") else ("Conv" in ops)
+    if name == "model_int8.onnx":
+        assert ops["QuantizeLinear"] >= 1 and info["inputs"][0]["quantized_inside"]["dtype"] == "int8"
+
+
+def test_info_text_names_everything(exported):
+    out, _ = exported
+    text = run_cli("info", str(out / "model_int8.tflite")).stdout
+    assert "int8 [None, 28, 28, 1], scale 1, zero point -128" in text
+    assert "CONV_2D x1" in text and "Ankle boot" in text and "calibration images 200" in text
+
+
+@pytest.mark.parametrize("name", ["model_int8.tflite", "model_fp32.onnx"])
+def test_truncated_file_refused_by_info(exported, tmp_path, name):
+    out, _ = exported
+    damaged = tmp_path / name
+    damaged.write_bytes((out / name).read_bytes()[:3000])
+    line = error_line(run_cli("info", str(damaged), check=False))
+    assert str(damaged) in line and "export it again" in line
+
+
+def test_non_classifier_refused(tmp_path):
+    from converters.tflite import convert
+
+    inputs = keras.Input((32, 32, 1))
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs)))
+    path = tmp_path / "other.tflite"
+    path.write_bytes(convert(model, "fp32"))
+    line = error_line(run_cli("info", str(path), check=False))
+    assert "is not [N,28,28,1]" in line and "not a Fashion-MNIST classifier" in line
+
+
+def test_unknown_suffix_refused(tmp_path):
+    path = tmp_path / "model.pb"
+    path.write_bytes(b"x")
+    assert "expected .tflite or .onnx" in error_line(run_cli("info", str(path), check=False))
+
+
+def test_onnx_fp16_is_refused_not_rewritten(tiny_keras):
+    proc = run_cli("export", str(tiny_keras), "--format", "onnx", "--fp16", check=False)
+    assert proc.returncode == 2 and "onnx export has no fp16 precision" in proc.stderr
+
+
+def test_calibration_set_is_balanced(test_set):
+    images, labels = test_set
+    picked = export_mod.calibration_set(images, labels, 50)
+    index = {img.tobytes(): lab for img, lab in zip(images, labels, strict=True)}
+    assert np.bincount([index[p.tobytes()] for p in picked], minlength=10).tolist() == [5] * 10
+
+
+def test_gate_failures_are_collected_and_never_replace_good_files(exported, tiny_keras, test_set, tmp_path):
+    """A calibration set of one blank image ruins int8; both files fail, both are reported at once,
+    and the good files already in place stay byte-for-byte as they were."""
+    out, _ = exported
+    target_dir = tmp_path / "out"
+    target_dir.mkdir()
+    for name in ("model_int8.tflite", "model_int8.onnx"):
+        (target_dir / name).write_bytes((out / name).read_bytes())
+    before = {p.name: p.read_bytes() for p in target_dir.iterdir()}
+    images, labels = test_set
+    blank = np.zeros((1, 28, 28, 1), np.uint8)
+    targets = [Target("tflite", "int8"), Target("onnx", "int8")]
+    with pytest.raises(GateError) as info:
+        export_mod.export(tiny_keras, target_dir, targets, blank, images[:2000], labels[:2000])
+    message = str(info.value)
+    assert "model_int8.rejected.tflite" in message and "model_int8.rejected.onnx" in message
+    assert "top-1 agreement" in message and "accuracy drop" in message
+    assert {n: (target_dir / n).read_bytes() for n in before} == before
+    report = json.loads((target_dir / "export_report.json").read_text())
+    assert [r["passed"] for r in report["models"]] == [False, False]
+    assert all(Path(r["path"]).exists() for r in report["models"])
+
+
+def test_interrupted_export_leaves_the_old_file(exported, tiny_keras, test_set, tmp_path, monkeypatch):
+    out, _ = exported
+    target_dir = tmp_path / "out"
+    target_dir.mkdir()
+    good = (out / "model_fp32.tflite").read_bytes()
+    (target_dir / "model_fp32.tflite").write_bytes(good)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_mod, "predict_file", crash)  # dies after the new bytes are on disk
+    images, labels = test_set
+    with pytest.raises(KeyboardInterrupt):
+        export_mod.export(tiny_keras, target_dir, [Target("tflite", "fp32")], images[:10], images[:100], labels[:100])
+    assert (target_dir / "model_fp32.tflite").read_bytes() == good
+    assert sorted(p.name for p in target_dir.iterdir()) == ["model_fp32.tflite"]

@@ -1,0 +1,145 @@
+"""Frame preprocessing on synthetic camera frames made from Fashion-MNIST test images."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.preprocess import PreparedFrame, preprocess_frame
+
+
+def render(item: np.ndarray, frame_size=(480, 640), item_side=240, centre=(380, 200), seed=0,
+           blur: float = 1.2, noise: float = 4.0) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A Fashion-MNIST item as a camera sees it: dark on lighter, slightly uneven paper, off-centre,
+    scaled up, blurred and noisy. Returns the BGR frame and the item's true box (x, y, w, h)."""
+    rng = np.random.default_rng(seed)
+    h, w = frame_size
+    # Paper: light, warm, with a lighting gradient and a little texture.
+    gradient = np.linspace(0, 25, w, dtype=np.float32)[None, :] + np.linspace(0, 15, h, dtype=np.float32)[:, None]
+    paper = 200 + gradient + rng.normal(0, 2.0, (h, w)).astype(np.float32)
+    frame = np.stack([paper * 0.92, paper * 0.97, paper], axis=2)
+    big = cv2.resize(item.reshape(28, 28), (item_side, item_side), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    cx, cy = centre
+    x0, y0 = cx - item_side // 2, cy - item_side // 2
+    alpha = np.clip(big / 40.0, 0, 1)[..., None]  # the item covers the paper where Fashion-MNIST is lit
+    cloth = (255 - big)[..., None] * np.array([0.55, 0.6, 0.7], np.float32)  # a darker, coloured item
+    region = frame[y0 : y0 + item_side, x0 : x0 + item_side]
+    frame[y0 : y0 + item_side, x0 : x0 + item_side] = region * (1 - alpha) + cloth * alpha
+    frame = cv2.GaussianBlur(frame, (0, 0), blur) + rng.normal(0, noise, frame.shape).astype(np.float32)
+    ys, xs = np.nonzero(big > 40)
+    box = (x0 + xs.min(), y0 + ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) if len(xs) else None
+    return np.clip(frame, 0, 255).astype(np.uint8), box
+
+
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / (aw * ah + bw * bh - inter)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1])
+
+
+@pytest.fixture(scope="module")
+def items(test_set):
+    images, labels = test_set
+    picks = [int(np.flatnonzero(labels == c)[0]) for c in range(10)]  # one of each class
+    return images[picks]
+
+
+def test_camera_frames_become_fashion_mnist_like(items):
+    for i, item in enumerate(items):
+        frame, true_box = render(item, seed=i)
+        prepared = preprocess_frame(frame)
+        assert isinstance(prepared, PreparedFrame)
+        assert prepared.image.shape == (28, 28, 1) and prepared.image.dtype == np.uint8
+        assert prepared.box is not None and iou(prepared.box, true_box) > 0.75, (i, prepared.box, true_box)
+        out = prepared.image[..., 0].astype(float)
+        # A light item on black: the corners are black, the item is bright.
+        assert out[:2, :2].max() == 0 and out[-2:, -2:].max() == 0
+        assert out.max() > 150
+        assert correlation(out, item) > 0.8, (i, correlation(out, item))
+
+
+def test_item_is_centred_with_its_longest_side_filling_the_frame(items):
+    frame, _ = render(items[1], centre=(160, 300), item_side=200)  # trousers: tall and narrow
+    out = preprocess_frame(frame).image[..., 0]
+    ys, xs = np.nonzero(out > 30)
+    assert ys.min() <= 1 and ys.max() >= 26  # the long side spans the frame
+    assert abs((xs.min() + xs.max()) / 2 - 13.5) <= 1.5  # centred across
+    assert xs.max() - xs.min() < 20  # the aspect ratio is kept, not stretched to a square
+
+
+def test_empty_paper_is_nothing_in_view():
+    frame, _ = render(np.zeros((28, 28), np.uint8))
+    prepared = preprocess_frame(frame)
+    assert prepared.box is None and prepared.coverage == 0.0
+    assert prepared.image.shape == (28, 28, 1)
+
+
+def test_roi_limits_the_search_and_boxes_are_in_frame_coordinates(items):
+    frame, true_box = render(items[7], centre=(450, 240), item_side=200)
+    # A dark distractor on the left half, outside the region of interest.
+    cv2.rectangle(frame, (40, 100), (220, 380), (20, 20, 20), -1)
+    prepared = preprocess_frame(frame, roi=(300, 0, 340, 480))
+    assert prepared.box is not None and iou(prepared.box, true_box) > 0.75
+    assert prepared.box[0] >= 300
+
+
+def test_roi_outside_the_frame_is_refused():
+    with pytest.raises(FmnistEdgeError, match="lies outside the 640x480 frame"):
+        preprocess_frame(np.zeros((480, 640, 3), np.uint8), roi=(700, 10, 50, 50))
+
+
+@pytest.mark.parametrize("convert", [
+    lambda f: cv2.cvtColor(f, cv2.COLOR_BGR2GRAY),
+    lambda f: cv2.cvtColor(f, cv2.COLOR_BGR2GRAY)[..., None],
+    lambda f: cv2.cvtColor(f, cv2.COLOR_BGR2BGRA),
+    lambda f: f,
+])
+def test_grey_bgr_and_bgra_frames(items, convert):
+    frame, true_box = render(items[0])
+    prepared = preprocess_frame(convert(frame))
+    assert prepared.box is not None and iou(prepared.box, true_box) > 0.75
+    assert correlation(prepared.image, items[0]) > 0.8
+
+
+@pytest.mark.parametrize("size", [(37, 53), (300, 101), (1080, 1920)])
+def test_odd_sizes(items, size):
+    h, w = size
+    side = int(min(h, w) * 0.6)
+    frame, _ = render(items[3], frame_size=size, item_side=side, centre=(w // 2, h // 2), blur=0.6, noise=2)
+    prepared = preprocess_frame(frame)
+    assert prepared.image.shape == (28, 28, 1)
+    assert correlation(prepared.image, items[3]) > 0.7
+
+
+def test_fashion_mnist_image_passes_through(test_set):
+    """Re-centring the item's box may move it by a pixel or two; otherwise the image is unchanged."""
+    images, _ = test_set
+    for image in images[:100]:
+        out = preprocess_frame(image[..., 0]).image[..., 0].astype(int)
+        original = np.pad(image[..., 0].astype(int), 2)
+        diffs = [np.abs(out - original[2 + dy : 30 + dy, 2 + dx : 30 + dx]).mean()
+                 for dy in range(-2, 3) for dx in range(-2, 3)]
+        assert min(diffs) < 3, min(diffs)
+
+
+def test_bad_frames_are_refused():
+    with pytest.raises(FmnistEdgeError, match="non-empty uint8 image"):
+        preprocess_frame(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(FmnistEdgeError, match="grey, BGR or BGRA"):
+        preprocess_frame(np.zeros((10, 10, 2), np.uint8))
+
+
+def test_deterministic(items):
+    frame, _ = render(items[5])
+    a, b = preprocess_frame(frame), preprocess_frame(frame)
+    np.testing.assert_array_equal(a.image, b.image)
+    assert a.box == b.box
