@@ -1,0 +1,159 @@
+"""Latency, throughput and memory of model files, measured the same way on a laptop and on a Pi.
+
+Each (model, threads) pair runs in a fresh process, so its load time is a real load and its peak
+RSS is its own. Inside, the timed loop calls the same `Backend.predict` that `predict` and `camera`
+use, on seeded random pixels, with one clock read on each side of the call: the harness adds
+nothing a user's call would not pay.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime import device
+from edge_runtime.backends import open_backend
+from edge_runtime.metadata import read_metadata
+
+
+@dataclass
+class BenchResult:
+    model: str
+    format: str
+    precision: str
+    backend: str
+    backend_version: str
+    threads: int
+    batch: int
+    size_bytes: int
+    load_ms: float
+    first_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    throughput_ips: float
+    """Images per second over the timed runs."""
+    peak_rss_mb: float
+    """Peak resident memory of the process that loaded and ran this model alone."""
+    runs: int = 0
+    warmup: int = 0
+
+
+@dataclass
+class BenchReport:
+    device: dict
+    results: list[BenchResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"device": self.device, "results": [asdict(r) for r in self.results]}
+
+
+def _precision(path: Path) -> str:
+    meta = read_metadata(path)
+    if meta is not None:
+        return meta.precision
+    stem = path.stem  # model_int8 -> int8, for files exported elsewhere
+    return stem.rsplit("_", 1)[-1] if "_" in stem else "unknown"
+
+
+def measure(path: str, threads: int, batch: int, runs: int, warmup: int, seed: int = 0) -> BenchResult:
+    """Load one model and time `runs` calls of `predict` after `warmup` untimed ones."""
+    path = Path(path)
+    images = np.random.default_rng(seed).integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8)
+    clock = time.perf_counter_ns
+    start = clock()
+    backend = open_backend(path, threads)
+    load_ms = (clock() - start) / 1e6
+    start = clock()
+    backend.predict(images)
+    first_ms = (clock() - start) / 1e6
+    for _ in range(warmup):
+        backend.predict(images)
+    times = np.empty(runs, dtype=np.int64)
+    predict = backend.predict
+    for i in range(runs):
+        t0 = clock()
+        predict(images)
+        times[i] = clock() - t0
+    ms = times / 1e6
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    if sys.platform == "darwin":
+        peak_kb /= 1024  # bytes on macOS
+    result = BenchResult(
+        model=str(path), format=path.suffix.lstrip(".").lower(), precision=_precision(path),
+        backend=backend.name, backend_version=backend.version, threads=threads, batch=batch,
+        size_bytes=path.stat().st_size, load_ms=round(load_ms, 3), first_ms=round(first_ms, 4),
+        p50_ms=round(float(np.percentile(ms, 50)), 4), p90_ms=round(float(np.percentile(ms, 90)), 4),
+        p99_ms=round(float(np.percentile(ms, 99)), 4), mean_ms=round(float(ms.mean()), 4),
+        std_ms=round(float(ms.std()), 4), throughput_ips=round(batch * runs / (ms.sum() / 1e3), 1),
+        peak_rss_mb=round(peak_kb / 1024, 1), runs=runs, warmup=warmup)
+    backend.close()
+    return result
+
+
+def run(models: list[str | Path], threads: list[int], batch: int = 1, runs: int = 200, warmup: int = 20,
+        isolate: bool = True) -> BenchReport:
+    """Benchmark every model at every thread count; `isolate` runs each in its own process."""
+    before = device.snapshot()
+    report = BenchReport(device=device.describe())
+    context = multiprocessing.get_context("spawn")
+    for model in models:
+        for n in threads:
+            args = (str(model), n, batch, runs, warmup)
+            if isolate:
+                with context.Pool(1) as pool:
+                    report.results.append(pool.apply(measure, args))
+            else:
+                report.results.append(measure(*args))
+    after = device.snapshot()
+    report.device.update(before=before, after=after, throttled=device.throttled_during(before, after))
+    return report
+
+
+COLUMNS = ("model", "precision", "backend", "threads", "batch", "size_bytes", "load_ms", "first_ms", "p50_ms",
+           "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput_ips", "peak_rss_mb")
+
+
+def _cells(r: BenchResult) -> list[str]:
+    return [Path(r.model).name, r.precision, f"{r.backend} {r.backend_version}", str(r.threads), str(r.batch),
+            f"{r.size_bytes / 1024:.0f} KB", f"{r.load_ms:.1f}", f"{r.first_ms:.3f}", f"{r.p50_ms:.4f}",
+            f"{r.p90_ms:.4f}", f"{r.p99_ms:.4f}", f"{r.mean_ms:.4f}", f"{r.std_ms:.4f}",
+            f"{r.throughput_ips:,.0f}", f"{r.peak_rss_mb:.0f}"]
+
+
+HEADERS = ["model", "precision", "runtime", "threads", "batch", "size", "load ms", "first ms", "p50 ms",
+           "p90 ms", "p99 ms", "mean ms", "std ms", "images/s", "peak RSS MB"]
+
+
+def device_line(dev: dict) -> str:
+    where = dev.get("board") or dev.get("cpu")
+    temps = [dev.get(k, {}).get("temperature_c") for k in ("before", "after")]
+    temp = " -> ".join(f"{t:.1f} C" for t in temps if t is not None) or "temperature unknown"
+    throttled = {True: "THROTTLED during the run", False: "not throttled",
+                 None: "throttling unknown"}[dev.get("throttled")]
+    return (f"{where}; {dev.get('cores_usable')} cores, governor {dev.get('governor') or 'unknown'}; "
+            f"{dev.get('os')}; Python {dev.get('python')}; {temp}; {throttled}")
+
+
+def format_text(report: BenchReport) -> str:
+    rows = [HEADERS] + [_cells(r) for r in report.results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+             for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return device_line(report.device) + "\n" + "\n".join(lines)
+
+
+def format_markdown(report: BenchReport) -> str:
+    lines = [f"Device: {device_line(report.device)}", "", "| " + " | ".join(HEADERS) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(HEADERS) - 1)) + "|"]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in report.results]
+    return "\n".join(lines)
