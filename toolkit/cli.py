@@ -7,9 +7,11 @@ edge commands never load TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -46,7 +48,10 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 @click.version_option(__version__, prog_name="fmnist-edge")
 def cli() -> None:
     """Train a Fashion-MNIST CNN, export it to TFLite and ONNX, run it on a camera."""
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
+    for package in ("toolkit", "converters", "edge_runtime"):  # our progress; libraries stay quiet
+        logging.getLogger(package).setLevel(logging.INFO)
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
 
 
 @cli.command()
@@ -74,7 +79,7 @@ def data(data_dir: str | None, download: bool, as_json: bool) -> None:
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Most epochs (early stopping may end sooner).  [default: 40]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True,
               help="Peak learning rate (cosine decay over --epochs).")
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Camera-like augmentation: shifts, rotation, zoom, flips, gain, blur, noise.")
@@ -105,6 +110,238 @@ def train(as_json: bool, **options) -> None:
                f"{report.epochs_run} epochs (best {report.best_epoch}) in {report.train_seconds:.0f} s, "
                f"{report.params:,} parameters, {report.macs:,} MACs/image")
     click.echo(f"wrote {report.out}/model.keras and its report")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Output directory.  [default: export/ beside MODEL]")
+@click.option("--format", "fmt", type=click.Choice(["tflite", "onnx", "all"]), default="all", show_default=True)
+@click.option("--int8", is_flag=True, help="Also full-integer int8 (TFLite) / static QDQ int8 (ONNX).")
+@click.option("--fp16", is_flag=True, help="Also float16 weights (TFLite only).")
+@click.option("--dynamic", is_flag=True, help="Also dynamic-range int8 weights.")
+@click.option("--calib-samples", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Training images, across all ten classes, that calibrate int8.")
+@data_dir_option
+@json_option
+def export(model: str, out: str | None, fmt: str, int8: bool, fp16: bool, dynamic: bool, calib_samples: int,
+           data_dir: str | None, as_json: bool) -> None:
+    """Export MODEL.keras to TFLite and ONNX; every file is checked against Keras (exit 1 if any fails)."""
+    from converters.export import calibration_set, plan
+
+    try:
+        targets = plan(fmt, int8=int8, fp16=fp16, dynamic=dynamic)
+    except FmnistEdgeError as exc:
+        raise click.UsageError(str(exc)) from None
+    from converters.export import export as run_export
+    from converters.validate import GateError
+    from toolkit import data as datamod
+
+    out_dir = Path(out) if out else Path(model).parent / "export"
+    train_images, train_labels = datamod.load_split("train", data_dir)
+    test_images, test_labels = datamod.load_split("test", data_dir)
+    calibration = calibration_set(train_images, train_labels, calib_samples)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # the converters print; stdout is for the report
+            report = run_export(model, out_dir, targets, calibration, test_images, test_labels)
+        rows, error = report.models, None
+    except GateError as exc:
+        rows, error = exc.rows, exc
+    if as_json:
+        _print_json(json.loads((out_dir / "export_report.json").read_text()))
+    else:
+        click.echo(_export_table(rows))
+        click.echo(f"report: {out_dir / 'export_report.json'}")
+    if error is not None:
+        raise error
+
+
+def _export_table(rows) -> str:
+    head = f"{'file':<28}{'size':>10}{'accuracy':>10}{'agreement':>11}{'max diff':>10}  gate"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{Path(r.path).name:<28}{r.size_bytes / 1e6:>8.2f}MB{r.accuracy:>10.4f}"
+                     f"{r.top1_agreement:>11.4f}{r.max_abs_diff:>10.2e}  "
+                     + ("pass" if r.passed else "FAIL: " + "; ".join(r.failures)))
+    return "\n".join(lines)
+
+
+def _roi(ctx, param, value: str | None):
+    if value is None:
+        return None
+    try:
+        x, y, w, h = (int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter("give x,y,w,h in pixels, e.g. 100,50,300,300") from None
+    if min(x, y) < 0 or min(w, h) < 1:
+        raise click.BadParameter("x and y must be >= 0, w and h >= 1")
+    return x, y, w, h
+
+
+model_option = click.option("--model", type=click.Path(dir_okay=False), default=None,
+                            help="A .tflite or .onnx model.  [default: the bundled int8 model]")
+
+
+@cli.command()
+@model_option
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--roi", callback=_roi, default=None, help="x,y,w,h: only look for the item there.")
+@json_option
+def predict(model: str | None, images: tuple[str, ...], roi, as_json: bool) -> None:
+    """Classify image files with the camera's frame preprocessing (exit 1 if any cannot be read)."""
+    from edge_runtime.predict import predict_files
+
+    results = predict_files(images, model, roi)
+    failed = [r for r in results if "error" in r]
+    for r in failed:
+        click.echo(f"{r['image']}: {r['error']}", err=True)
+    if as_json:
+        _print_json({"predictions": results})
+    else:
+        for r in results:
+            if "error" not in r:
+                click.echo(f"{r['image']}: {r['label']} ({r['score']:.3f})")
+    if failed:
+        raise FmnistEdgeError(f"{len(failed)} of {len(results)} images could not be read")
+
+
+@cli.command()
+@model_option
+@click.option("--source", default="0", show_default=True,
+              help="Camera index (V4L2), video file, stream URL (rtsp://, http://) or picamera.")
+@click.option("--headless", is_flag=True, help="No window.")
+@json_option
+@click.option("--serve", metavar="HOST:PORT", default=None,
+              help="Serve the annotated stream and label over HTTP (HOST defaults to 127.0.0.1).")
+@click.option("--record", type=click.Path(dir_okay=False), default=None, help="Write the annotated video here.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Inference threads.")
+@click.option("--roi", callback=_roi, default=None, help="x,y,w,h: only look for the item there.")
+@click.option("--smooth", "smooth_frames", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Frames the label is averaged over.")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=0.6, show_default=True,
+              help="Below this averaged probability the label is 'unsure'.")
+def camera(as_json: bool, **options) -> None:
+    """Classify camera frames in real time: a window, --headless, --serve to a browser, --record."""
+    from edge_runtime.camera import CameraOptions, run
+
+    last = {"label": None}
+
+    def emit(line: dict) -> None:
+        if as_json:
+            click.echo(json.dumps(line))
+        elif line["label"] != last["label"]:
+            click.echo(f"frame {line['frame']}: {line['label']} ({line['smoothed_score']:.2f})")
+            last["label"] = line["label"]
+
+    summary = run(CameraOptions(**options), emit)
+    fields = {"frames": summary.frames, "fps": summary.fps, "p50_ms": summary.p50_ms, "p99_ms": summary.p99_ms,
+              "dropped": summary.dropped, "gaps": summary.gaps, "stage_ms": summary.stage_ms,
+              "ended_by": summary.ended_by}
+    if as_json:
+        click.echo(json.dumps({"summary": fields}))
+    else:
+        click.echo(f"{summary.frames} frames at {summary.fps:.1f} FPS, latency p50 {summary.p50_ms:.2f} ms "
+                   f"p99 {summary.p99_ms:.2f} ms, {summary.dropped} dropped ({summary.ended_by})")
+
+
+@cli.command()
+@click.argument("models", nargs=-1, type=click.Path(dir_okay=False))
+@data_dir_option
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate on the first N test images.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Write the confusion matrices to this image file (needs matplotlib).")
+@json_option
+def evaluate(models: tuple[str, ...], data_dir: str | None, limit: int | None, threads: int | None,
+             plot: str | None, as_json: bool) -> None:
+    """Accuracy of MODEL files (default: the bundled model) on the Fashion-MNIST test set."""
+    from edge_runtime.classifier import bundled_model_path
+    from edge_runtime.evaluate import as_dict, evaluate as run_evaluation
+    from toolkit import data as datamod
+
+    paths = list(models) or [str(bundled_model_path())]
+    images, labels = datamod.load_split("test", data_dir, limit=limit)
+    results = run_evaluation(paths, images, labels, threads)
+    if plot:
+        import numpy as np
+
+        from edge_runtime.plots import plot_confusions
+
+        plot_confusions([(f"{Path(r.path).name}: {r.accuracy:.4f}", np.array(r.confusion)) for r in results], plot)
+    if as_json:
+        _print_json(as_dict(results))
+        return
+    from edge_runtime.labels import CLASS_NAMES
+
+    head = f"{'model':<32}{'accuracy':>9}{'agree':>8}  " + " ".join(f"{n[:7]:>7}" for n in CLASS_NAMES)
+    click.echo(f"{len(labels)} test images\n{head}")
+    for r in results:
+        per_class = " ".join(f"{a:>7.3f}" for a in r.per_class_accuracy)
+        click.echo(f"{Path(r.path).name:<32}{r.accuracy:>9.4f}{r.top1_agreement_with_first:>8.4f}  {per_class}")
+
+
+def _thread_list(ctx, param, value: str) -> list[int]:
+    try:
+        threads = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter("give thread counts like 1 or 1,2,4") from None
+    if not threads or min(threads) < 1:
+        raise click.BadParameter("give thread counts like 1 or 1,2,4")
+    return threads
+
+
+@cli.command()
+@click.argument("models", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--threads", default="1", show_default=True, callback=_thread_list,
+              help="Thread counts to measure, comma-separated (1,2,4).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--runs", type=click.IntRange(min=10), default=500, show_default=True, help="Timed runs.")
+@click.option("--warmup", type=click.IntRange(min=0), default=50, show_default=True, help="Untimed runs first.")
+@json_option
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write the report to FILE instead of stdout (.json or .md pick the format).")
+def bench(models: tuple[str, ...], threads: list[int], batch: int, runs: int, warmup: int, as_json: bool,
+          markdown: bool, out: str | None) -> None:
+    """Size, load time, latency percentiles, throughput and peak memory of MODEL files."""
+    if as_json and markdown:
+        raise click.UsageError("--json and --markdown are exclusive")
+    from edge_runtime import bench as benchmod
+    from edge_runtime.classifier import BUNDLED, bundled_model_path
+    from edge_runtime.fsutil import write_text_atomic
+
+    paths = list(models) or [str(bundled_model_path("tflite")), str(BUNDLED["onnx"])]
+    for path in paths:
+        if not Path(path).is_file():
+            raise FmnistEdgeError(f"{path}: no such model file")
+    report = benchmod.run(paths, threads, batch=batch, runs=runs, warmup=warmup)
+    suffix = Path(out).suffix.lower() if out else ""
+    if as_json or (suffix == ".json" and not markdown):
+        text = json.dumps(report.to_dict(), indent=2)
+    elif markdown or suffix == ".md":
+        text = benchmod.format_markdown(report)
+    else:
+        text = benchmod.format_text(report)
+    if out:
+        write_text_atomic(out, text + "\n")
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(text)
+    if report.device.get("throttled"):
+        click.echo("warning: the board throttled during the run; its numbers are not its best", err=True)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False), required=False)
+@json_option
+def info(model: str | None, as_json: bool) -> None:
+    """MODEL's tensors, quantization, operators and embedded metadata (default: the bundled model)."""
+    from edge_runtime.classifier import bundled_model_path
+    from edge_runtime.info import describe, format_info
+
+    details = describe(model or bundled_model_path())
+    click.echo(json.dumps(details.to_dict(), indent=2) if as_json else format_info(details))
 
 
 def main() -> None:

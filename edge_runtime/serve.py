@@ -1,0 +1,157 @@
+"""`camera --serve`: the annotated frames as an MJPEG stream and the current label, over HTTP.
+
+For a board without a screen: open http://HOST:PORT/ in a browser on the same network. Routes:
+`/` the page, `/stream.mjpg` the stream, `/frame.jpg` the latest frame, `/state.json` the label.
+Frames are JPEG-encoded only while someone is watching.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import FmnistEdgeError
+
+log = logging.getLogger(__name__)
+BOUNDARY = "fmnist-edge-frame"
+
+
+def parse_address(value: str) -> tuple[str, int]:
+    """HOST:PORT, :PORT or PORT; the host defaults to 127.0.0.1 (this machine only)."""
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise FmnistEdgeError(f"--serve {value!r}: give HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")
+    return host, int(port)
+
+
+class FrameServer:
+    """Holds the newest annotated frame and state; HTTP handler threads wait on it."""
+
+    def __init__(self, address: str, jpeg_quality: int = 80):
+        self._cond = threading.Condition()
+        self._jpeg: bytes | None = None
+        self._seq = 0
+        self._state = {"label": "waiting", "score": 0.0, "frame": -1, "fps": 0.0, "latency_ms": 0.0}
+        self._viewers = 0
+        self._closed = False
+        self._quality = jpeg_quality
+        host, port = parse_address(address)
+        try:
+            self._httpd = ThreadingHTTPServer((host, port), _handler(self))
+        except OSError as exc:
+            raise FmnistEdgeError(f"--serve {address}: cannot listen ({exc.strerror}); pick another port") from None
+        self._httpd.daemon_threads = True
+        self.host, self.port = self._httpd.server_address[:2]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="serve", daemon=True)
+        self._thread.start()
+        log.info("serving the camera on http://%s:%d/", self.host, self.port)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def watched(self) -> bool:
+        return self._viewers > 0
+
+    def publish(self, frame: np.ndarray | None, state: dict) -> None:
+        """New state, and the frame JPEG-encoded when somebody is watching (or nothing was encoded yet)."""
+        jpeg = None
+        if frame is not None and (self._viewers or self._jpeg is None):
+            ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self._quality])
+            jpeg = buf.tobytes() if ok else None
+        with self._cond:
+            self._state = state
+            if jpeg is not None:
+                self._jpeg = jpeg
+                self._seq += 1
+            self._cond.notify_all()
+
+    def next_jpeg(self, after: int, timeout: float = 5.0) -> tuple[int, bytes | None]:
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed or (self._jpeg is not None and self._seq > after), timeout)
+            return self._seq, (None if self._closed else self._jpeg)
+
+    def state(self) -> dict:
+        with self._cond:
+            return dict(self._state)
+
+    def latest_jpeg(self) -> bytes | None:
+        with self._cond:
+            return self._jpeg
+
+    def viewer(self, delta: int) -> None:
+        with self._cond:
+            self._viewers += delta
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def _handler(server: FrameServer):
+    page = resources.files("edge_runtime").joinpath("web/index.html").read_bytes()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, fmt, *args):
+            log.debug("%s " + fmt, self.address_string(), *args)
+
+        def _send(self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            path = self.path.split("?")[0]
+            if path in ("/", "/index.html"):
+                self._send(page, "text/html; charset=utf-8")
+            elif path == "/state.json":
+                self._send(json.dumps(server.state()).encode(), "application/json")
+            elif path == "/frame.jpg":
+                jpeg = server.latest_jpeg()
+                if jpeg is None:
+                    self._send(b"no frame yet\n", "text/plain", HTTPStatus.SERVICE_UNAVAILABLE)
+                else:
+                    self._send(jpeg, "image/jpeg")
+            elif path == "/stream.mjpg":
+                self._stream()
+            else:
+                self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
+
+        def _stream(self) -> None:
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            server.viewer(+1)
+            seq = 0
+            try:
+                while True:
+                    seq, jpeg = server.next_jpeg(seq)
+                    if jpeg is None:
+                        if server.closed:
+                            return
+                        continue
+                    self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                                     f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the viewer went away
+            finally:
+                server.viewer(-1)
+
+    return Handler

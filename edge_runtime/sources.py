@@ -1,0 +1,213 @@
+"""Frame sources for the camera loop: V4L2 cameras, video files, stream URLs and the Pi camera.
+
+Files are read in order, every frame. Live sources (a camera index, a URL, `picamera`) are read by
+a grabber thread that keeps only the newest frame, so the classifier always sees the present and
+never a queue of the past; a live source that stops delivering is reopened with backoff and the
+gap is reported instead of crashing or hanging.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import FmnistEdgeError
+
+log = logging.getLogger(__name__)
+
+PICAMERA = "picamera"
+
+
+@dataclass
+class Frame:
+    image: np.ndarray
+    """BGR uint8 [H,W,3], as OpenCV gives it."""
+    index: int
+    """0-based position of the frame in the source (for a live source: frames grabbed so far)."""
+    captured: float
+    """time.perf_counter() when the frame was read."""
+
+
+class SourceError(FmnistEdgeError):
+    pass
+
+
+def kind_of(source: str) -> str:
+    """"index", "file", "url" or "picamera"."""
+    if source == PICAMERA:
+        return "picamera"
+    if source.isdigit():
+        return "index"
+    if "://" in source:
+        return "url"
+    return "file"
+
+
+class _Picamera2Capture:
+    """The Pi camera module through Picamera2, behind the read()/release() face of cv2.VideoCapture.
+
+    OpenCV cannot open the libcamera-only sensors (Camera Module 3) on Raspberry Pi OS.
+    """
+
+    def __init__(self, size: tuple[int, int] = (640, 480)):
+        try:
+            from picamera2 import Picamera2
+        except ImportError:
+            raise SourceError("--source picamera needs Picamera2: sudo apt install python3-picamera2, and create "
+                              "the venv with --system-site-packages so it can see it") from None
+        try:
+            self._camera = Picamera2()
+            # "RGB888" is stored B, G, R in memory: already OpenCV's order.
+            config = self._camera.create_video_configuration(main={"size": size, "format": "RGB888"})
+            self._camera.configure(config)
+            self._camera.start()
+        except Exception as exc:  # libcamera reports a missing or busy camera in several ways
+            raise SourceError(f"cannot open the Pi camera ({exc}); check the ribbon cable and "
+                              "`rpicam-hello --list-cameras`") from None
+
+    def isOpened(self) -> bool:
+        return True
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        try:
+            return True, self._camera.capture_array("main")
+        except Exception:
+            return False, None
+
+    def get(self, prop: int) -> float:
+        return 0.0
+
+    def release(self) -> None:
+        self._camera.stop()
+        self._camera.close()
+
+
+def open_capture(source: str):
+    """An opened capture for `source`, or a SourceError naming the source and what to try."""
+    kind = kind_of(source)
+    if kind == "picamera":
+        return _Picamera2Capture()
+    if kind == "index":
+        capture = cv2.VideoCapture(int(source))
+        hint = "check `ls /dev/video*`, that no other program holds the camera, or try another index"
+    elif kind == "file":
+        capture = cv2.VideoCapture(source)
+        hint = "check the path and that OpenCV can decode the file"
+    else:
+        capture = cv2.VideoCapture(source)
+        hint = "check the URL, the network, and that the stream is up"
+    if not capture.isOpened():
+        capture.release()
+        raise SourceError(f"cannot open camera source {source!r}: {hint}")
+    return capture
+
+
+class FileSource:
+    """Every frame of a video file, in order; `fps` is the file's own frame rate."""
+
+    live = False
+
+    def __init__(self, source: str, opener: Callable = open_capture):
+        self.name = source
+        self._capture = opener(source)
+        self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
+        self._next = 0
+        self.dropped = 0
+        self.gaps: list[float] = []
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The next frame, or None at the end of the file."""
+        ok, image = self._capture.read()
+        if not ok or image is None:
+            return None
+        frame = Frame(image, self._next, time.perf_counter())
+        self._next += 1
+        return frame
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+class LiveSource:
+    """A grabber thread reads continuously and keeps only the newest frame.
+
+    `read` returns the newest frame not yet returned; frames the grabber replaced before they were
+    read are counted in `dropped`. When the source stops delivering, the grabber reopens it with
+    exponential backoff (0.5 s doubling to `max_backoff`) and records each gap in `gaps` (seconds).
+    """
+
+    live = True
+
+    def __init__(self, source: str, opener: Callable = open_capture, max_backoff: float = 5.0):
+        self.name = source
+        self._opener = opener
+        self._capture = opener(source)  # the first open fails loudly: nothing has been seen yet
+        self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
+        self._max_backoff = max_backoff
+        self._cond = threading.Condition()
+        self._latest: Frame | None = None
+        self._delivered = -1
+        self._grabbed = 0
+        self.dropped = 0
+        self.gaps: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._grab, name=f"grab {source}", daemon=True)
+        self._thread.start()
+
+    def _grab(self) -> None:
+        while not self._stop.is_set():
+            ok, image = self._capture.read()
+            if ok and image is not None:
+                with self._cond:
+                    if self._latest is not None and self._latest.index > self._delivered:
+                        self.dropped += 1
+                    self._latest = Frame(image, self._grabbed, time.perf_counter())
+                    self._grabbed += 1
+                    self._cond.notify_all()
+            else:
+                self._reopen()
+
+    def _reopen(self) -> None:
+        lost = time.perf_counter()
+        log.warning("camera source %s stopped delivering frames; reopening", self.name)
+        self._capture.release()
+        delay = 0.5
+        while not self._stop.wait(delay):
+            try:
+                self._capture = self._opener(self.name)
+            except FmnistEdgeError:
+                delay = min(delay * 2, self._max_backoff)
+                continue
+            gap = time.perf_counter() - lost
+            self.gaps.append(gap)
+            log.warning("camera source %s is back after a %.1f s gap", self.name, gap)
+            return
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The newest frame not returned before; None if none arrives within `timeout` seconds."""
+        with self._cond:
+            ready = self._cond.wait_for(
+                lambda: self._stop.is_set() or (self._latest is not None and self._latest.index > self._delivered),
+                timeout)
+            if not ready or self._stop.is_set():
+                return None
+            self._delivered = self._latest.index
+            return self._latest
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+        self._capture.release()
+
+
+def open_source(source: str, opener: Callable = open_capture):
+    """A FileSource for a video file, a LiveSource for anything live."""
+    return FileSource(source, opener) if kind_of(source) == "file" else LiveSource(source, opener)

@@ -1,0 +1,221 @@
+"""The camera's parts on their own: label smoothing, live-source grabbing and reopening, the HTTP server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.labels import CLASS_NAMES
+from edge_runtime.serve import BOUNDARY, FrameServer, parse_address
+from edge_runtime.smoothing import UNSURE, LabelSmoother
+from edge_runtime.sources import FileSource, LiveSource, SourceError, kind_of, open_capture
+
+
+def one_hot(i: int, p: float = 0.9) -> np.ndarray:
+    probs = np.full(10, (1 - p) / 9, np.float32)
+    probs[i] = p
+    return probs
+
+
+def test_smoother_holds_a_steady_label_through_a_flicker():
+    smoother = LabelSmoother(CLASS_NAMES, frames=5, min_score=0.6)
+    labels = [smoother.update(one_hot(7)).label for _ in range(10)]
+    labels.append(smoother.update(one_hot(5)).label)  # one odd frame
+    assert labels[-1] == "Sneaker" and labels[5] == "Sneaker"
+
+
+def test_smoother_goes_unsure_when_the_item_leaves():
+    smoother = LabelSmoother(CLASS_NAMES, frames=5, min_score=0.6)
+    for _ in range(10):
+        smoother.update(one_hot(1))
+    shown = [smoother.update(None) for _ in range(10)]
+    assert shown[-1].label == UNSURE and shown[-1].class_id is None
+
+
+def test_smoother_is_unsure_of_a_low_confidence_guess():
+    smoother = LabelSmoother(CLASS_NAMES, frames=1, min_score=0.6)
+    assert smoother.update(one_hot(3, p=0.4)).label == UNSURE
+    assert smoother.update(one_hot(3, p=0.8)).label == "Dress"
+
+
+def test_kind_of_source():
+    assert [kind_of(s) for s in ("0", "2", "clip.mp4", "rtsp://cam/stream", "http://x:8080/v.mjpg", "picamera")] \
+        == ["index", "index", "file", "url", "url", "picamera"]
+
+
+def test_missing_device_and_file_are_refused_cleanly(tmp_path):
+    with pytest.raises(SourceError, match=r"cannot open camera source '9'.*ls /dev/video"):
+        open_capture("9")
+    with pytest.raises(SourceError, match=r"cannot open camera source .*check the path"):
+        open_capture(str(tmp_path / "nope.mp4"))
+
+
+class FakeCapture:
+    """Delivers numbered frames; fails after `fail_after` reads to play a camera that drops out."""
+
+    opened = 0
+
+    def __init__(self, fail_after: int | None = None, delay: float = 0.002):
+        FakeCapture.opened += 1
+        self.count, self.fail_after, self.delay = 0, fail_after, delay
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        time.sleep(self.delay)
+        if self.fail_after is not None and self.count >= self.fail_after:
+            return False, None
+        self.count += 1
+        return True, np.full((4, 4, 3), self.count % 256, np.uint8)
+
+    def get(self, prop):
+        return 30.0
+
+    def release(self):
+        pass
+
+
+def test_live_source_keeps_only_the_newest_frame():
+    source = LiveSource("0", opener=lambda s: FakeCapture(delay=0.001))
+    try:
+        first = source.read(timeout=2)
+        time.sleep(0.1)  # the grabber runs on; the loop is busy
+        later = source.read(timeout=2)
+        assert later.index > first.index + 5  # not the next frame in a queue: the newest one
+        assert source.dropped >= later.index - first.index - 1 - 1
+    finally:
+        source.close()
+
+
+def test_live_source_reopens_after_the_camera_drops_out():
+    FakeCapture.opened = 0
+    attempts = {"n": 0}
+
+    def opener(name):
+        attempts["n"] += 1
+        if attempts["n"] == 1:
+            return FakeCapture(fail_after=5)  # works, then stops delivering
+        if attempts["n"] == 2:
+            raise SourceError("still unplugged")  # the first reopen fails: back off and retry
+        return FakeCapture()
+
+    source = LiveSource("0", opener=opener, max_backoff=0.5)
+    try:
+        seen = []
+        deadline = time.time() + 10
+        while time.time() < deadline and (not source.gaps or len(seen) < 10):
+            frame = source.read(timeout=1)
+            if frame is not None:
+                seen.append(frame.index)
+        assert len(source.gaps) == 1 and source.gaps[0] >= 0.5  # one gap, with at least one backoff in it
+        assert attempts["n"] == 3
+        assert seen == sorted(seen) and len(seen) >= 10  # frames keep coming, still in order
+    finally:
+        source.close()
+
+
+def test_silent_live_source_times_out_instead_of_hanging():
+    source = LiveSource("0", opener=lambda s: FakeCapture(fail_after=0), max_backoff=0.2)
+    try:
+        start = time.time()
+        assert source.read(timeout=0.3) is None
+        assert time.time() - start < 2
+    finally:
+        source.close()
+
+
+def test_file_source_reads_every_frame_in_order(tmp_path):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(12):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+    source = FileSource(str(path))
+    indices = []
+    while (frame := source.read()) is not None:
+        indices.append(frame.index)
+    source.close()
+    assert indices == list(range(12)) and source.fps == pytest.approx(25)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("8080", ("127.0.0.1", 8080)), (":8080", ("127.0.0.1", 8080)),
+    ("0.0.0.0:9000", ("0.0.0.0", 9000)), ("[::1]:81", ("::1", 81)),
+])
+def test_serve_address(value, expected):
+    assert parse_address(value) == expected
+
+
+@pytest.mark.parametrize("value", ["host:", "host:http", "1:99999"])
+def test_bad_serve_address(value):
+    with pytest.raises(FmnistEdgeError, match="give HOST:PORT"):
+        parse_address(value)
+
+
+def fetch(url: str, timeout: float = 5) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.headers["Content-Type"], resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers["Content-Type"], err.read()
+
+
+def test_frame_server_routes_and_stream():
+    server = FrameServer("127.0.0.1:0")
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        status, _, _ = fetch(base + "/frame.jpg")
+        assert status == 503  # nothing published yet
+        status, ctype, page = fetch(base + "/")
+        assert status == 200 and ctype.startswith("text/html") and b"stream.mjpg" in page
+        frame = np.zeros((120, 160, 3), np.uint8)
+        frame[:, :, 2] = 255  # red
+        server.publish(frame, {"label": "Sneaker", "score": 0.9, "frame": 3, "fps": 30.0, "latency_ms": 1.0})
+        status, ctype, body = fetch(base + "/state.json")
+        assert json.loads(body)["label"] == "Sneaker" and ctype == "application/json"
+        status, ctype, jpeg = fetch(base + "/frame.jpg")
+        decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert decoded.shape == (120, 160, 3) and decoded[..., 2].mean() > 200
+        assert fetch(base + "/nope")[0] == 404
+
+        # The MJPEG stream: a viewer makes frames get encoded; read two parts.
+        parts = []
+
+        def read_stream():
+            with urllib.request.urlopen(base + "/stream.mjpg", timeout=5) as resp:
+                assert resp.headers["Content-Type"] == f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+                data = b""
+                while data.count(b"\xff\xd9") < 2:
+                    data += resp.read1(65536)
+                parts.append(data)
+
+        reader = threading.Thread(target=read_stream)
+        reader.start()
+        for i in range(40):
+            time.sleep(0.05)
+            frame[:, :, 1] = i
+            server.publish(frame, {"label": "Sneaker", "score": 0.9, "frame": 4 + i, "fps": 30.0, "latency_ms": 1.0})
+            if parts:
+                break
+        reader.join(timeout=5)
+        assert parts and parts[0].count(f"--{BOUNDARY}".encode()) >= 2
+    finally:
+        server.close()
+
+
+def test_serve_port_in_use_is_one_clear_error():
+    first = FrameServer("127.0.0.1:0")
+    try:
+        with pytest.raises(FmnistEdgeError, match="cannot listen"):
+            FrameServer(f"127.0.0.1:{first.port}")
+    finally:
+        first.close()
