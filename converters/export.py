@@ -127,7 +127,7 @@ def export(keras_path: str | Path, out: str | Path, targets: list[Target], calib
 
     keras_path, out, limits = Path(keras_path), Path(out), limits or GateLimits()
     try:
-        model = keras.models.load_model(keras_path)
+        model = keras.models.load_model(keras_path, compile=False)
     except Exception as exc:
         raise ExportError(f"{keras_path}: not a loadable Keras model ({str(exc).splitlines()[0]})") from None
     source_sha = meta.sha256_file(keras_path)

@@ -12,7 +12,7 @@ import logging
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -44,8 +44,9 @@ class FrameServer:
         self._closed = False
         self._quality = jpeg_quality
         host, port = parse_address(address)
+        handler = _handler(self)
         try:
-            self._httpd = ThreadingHTTPServer((host, port), _handler(self))
+            self._httpd = ThreadingHTTPServer((host, port), handler)
         except OSError as exc:
             raise FmnistEdgeError(f"--serve {address}: cannot listen ({exc.strerror}); pick another port") from None
         self._httpd.daemon_threads = True
@@ -101,7 +102,7 @@ class FrameServer:
 
 
 def _handler(server: FrameServer):
-    page = resources.files("edge_runtime").joinpath("web/index.html").read_bytes()
+    page = (Path(__file__).resolve().parent / "web" / "index.html").read_bytes()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, fmt, *args):

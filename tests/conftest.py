@@ -91,3 +91,20 @@ def exported(tiny_keras, tmp_path_factory, fmnist_dir):
     report = run_cli_json("export", str(tiny_keras), "--out", str(out), "--int8", "--fp16", "--dynamic",
                           "--calib-samples", "200", "--data-dir", str(fmnist_dir))
     return out, report
+
+
+def real_photos_dir() -> Path | None:
+    """../shared/real-photos beside the checkout (or $FMNIST_EDGE_PHOTOS); None where it is absent."""
+    for candidate in (os.environ.get("FMNIST_EDGE_PHOTOS"), ROOT.parent / "shared" / "real-photos",
+                      "/work/shared/real-photos"):
+        if candidate and (Path(candidate) / "labels.csv").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def photos_dir() -> Path:
+    found = real_photos_dir()
+    if found is None:
+        pytest.skip("the real-photos folder (../shared/real-photos) is not beside this checkout")
+    return found

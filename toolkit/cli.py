@@ -91,6 +91,10 @@ def data(data_dir: str | None, download: bool, as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @data_dir_option
 @click.option("--out", type=click.Path(file_okay=False), default="runs/train", show_default=True)
+@click.option("--photos", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Real-photos folder (labels.csv): its tune half joins training, its held-out half is scored.")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Fine-tune this model.keras instead of training --arch from scratch.")
 @json_option
 def train(as_json: bool, **options) -> None:
     """Train a CNN; writes model.keras, metrics.json, history.json and figures to --out."""
@@ -98,6 +102,8 @@ def train(as_json: bool, **options) -> None:
 
     if options["arch"] not in models.ARCHITECTURES:
         raise click.BadParameter(f"choose one of {', '.join(models.ARCHITECTURES)}", param_hint="--arch")
+    if options["init"] and click.get_current_context().get_parameter_source("arch").name != "DEFAULT":
+        raise click.UsageError("--init continues the model in that file; --arch would be ignored, so drop it")
     from toolkit.train import TrainConfig
     from toolkit.train import train as run_training
 
@@ -109,6 +115,10 @@ def train(as_json: bool, **options) -> None:
     click.echo(f"{report.arch}: test accuracy {report.test_accuracy:.4f}, loss {report.test_loss:.4f}, "
                f"{report.epochs_run} epochs (best {report.best_epoch}) in {report.train_seconds:.0f} s, "
                f"{report.params:,} parameters, {report.macs:,} MACs/image")
+    if report.photos:
+        held = report.photos["held_out"]
+        click.echo(f"held-out real photos: {held['accuracy']:.4f} of {held['photos']} right "
+                   f"(trained on {report.photos['tune_photos']} tune photos)")
     click.echo(f"wrote {report.out}/model.keras and its report")
 
 

@@ -1,4 +1,12 @@
-"""Train a zoo model on Fashion-MNIST and write the model, metrics and figures of the CLI contract."""
+"""Train a zoo model on Fashion-MNIST and write the model, metrics and figures of the CLI contract.
+
+With `photos`, the "tune" half of the real photos (toolkit.photos), put through the camera's frame
+preprocessing, is mixed into every batch, and the "held-out" half is scored at the end. A photo may
+accept several classes (a long-sleeved top is a Pullover or a Shirt), so the loss is set-valued:
+-log of the probability given to the accepted set, which for a Fashion-MNIST image is ordinary
+cross-entropy. Photos of items no class fits (hats, shorts, skirts) are pulled towards a uniform
+answer, so the model learns to be unsure of them.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +51,16 @@ class TrainConfig:
     seed: int = 0
     data_dir: str | None = None
     out: str = "runs/train"
+    init: str | None = None
+    """Start from this model.keras instead of fresh weights (fine-tuning)."""
+    photos: str | None = None
+    """The real-photos folder; its tune half joins training, its held-out half is scored."""
+    photo_batch: int = 16
+    """Photos added to every batch of `batch_size` Fashion-MNIST images."""
+    photo_augment_config: AugmentConfig = field(default_factory=lambda: AugmentConfig(
+        shift=0.06, affine_prob=0.5, rotation_deg=8.0, zoom=0.08))
+    ood_weight: float = 0.3
+    """Weight of the pull towards a uniform answer for photos no class fits."""
 
 
 @dataclass
@@ -60,6 +78,8 @@ class TrainReport:
     val_images: int
     out: str
     config: dict
+    photos: dict | None = None
+    """With --photos: how many tune photos trained, and the held-out half's score."""
 
     def metrics(self) -> dict:
         """metrics.json: the contract's keys and the rest of the run's facts."""
@@ -79,20 +99,67 @@ def split_validation(images: np.ndarray, labels: np.ndarray, val_split: float, s
     return (images[train], labels[train]), (images[val], labels[val])
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
-                 augment: AugmentConfig | None, warmup_steps: int = 0) -> tf.data.Dataset:
-    """An endless shuffled, batched (and augmented) pipeline that keeps every core busy."""
-    ds = tf.data.Dataset.from_tensor_slices((images.astype(np.float32), labels.astype(np.int32)))
+def targets(labels: np.ndarray) -> np.ndarray:
+    """float32 [N,11]: the accepted-class mask (one-hot for Fashion-MNIST) and an out-of-distribution flag."""
+    out = np.zeros((len(labels), 11), np.float32)
+    out[np.arange(len(labels)), labels.astype(np.int64)] = 1.0
+    return out
+
+
+def photo_targets(mask: np.ndarray) -> np.ndarray:
+    """targets() for photos: their accepted-class masks, flagged where no class is accepted."""
+    return np.concatenate([mask, (mask.sum(axis=1, keepdims=True) == 0).astype(np.float32)], axis=1)
+
+
+def set_valued_loss(ood_weight: float):
+    def loss(y_true, y_pred):
+        p = tf.clip_by_value(y_pred, 1e-7, 1.0)
+        accepted, ood = y_true[:, :10], y_true[:, 10]
+        # The epsilon keeps log() finite on rows tf.where does not pick: their gradient still flows.
+        in_distribution = -tf.math.log(tf.reduce_sum(p * accepted, axis=1) + 1e-7)
+        uniform = -tf.reduce_mean(tf.math.log(p), axis=1) * ood_weight
+        return tf.where(ood > 0, uniform, in_distribution)
+
+    return loss
+
+
+def set_accuracy(y_true, y_pred):
+    """Top-1 is an accepted class (out-of-distribution photos count as right: no class can be)."""
+    hit = tf.reduce_sum(tf.one_hot(tf.argmax(y_pred, axis=1), 10) * y_true[:, :10], axis=1)
+    return tf.where(y_true[:, 10] > 0, tf.ones_like(hit), hit)
+
+
+set_accuracy.__name__ = "accuracy"  # history keys stay "accuracy" and "val_accuracy"
+
+
+def make_dataset(images: np.ndarray, target: np.ndarray, batch_size: int, seed: int,
+                 augment: AugmentConfig | None, warmup_steps: int = 0,
+                 photos: tuple[np.ndarray, np.ndarray] | None = None, photo_batch: int = 0,
+                 photo_augment: AugmentConfig | None = None) -> tf.data.Dataset:
+    """An endless shuffled, batched, augmented pipeline that keeps every core busy; with `photos`,
+    every batch also carries `photo_batch` augmented photos."""
+    ds = tf.data.Dataset.from_tensor_slices((images.astype(np.float32), target))
     ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size)
-    if augment is not None:
-        base = tf.constant([seed, 0], tf.int32)
+    if photos is not None:
+        extra = tf.data.Dataset.from_tensor_slices((photos[0].astype(np.float32), photos[1]))
+        extra = extra.shuffle(len(photos[0]), seed=seed + 1, reshuffle_each_iteration=True).repeat().batch(photo_batch)
+        ds = tf.data.Dataset.zip(ds, extra)
+    base = tf.constant([seed, 0], tf.int32)
 
-        def _augment(step, batch):
-            x, y = batch
-            step_seed = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int32))
+    def _augment(step, batch):
+        (x, y), extra_batch = (batch, None) if photos is None else batch
+        step_seed = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int32))
+        if augment is not None:
             strength = tf.minimum(1.0, tf.cast(step + 1, tf.float32) / float(max(warmup_steps, 1)))
-            return augment_batch(x, step_seed, augment, strength), y
+            x = augment_batch(x, step_seed, augment, strength)
+        if extra_batch is not None:
+            px, py = extra_batch
+            if photo_augment is not None:
+                px = augment_batch(px, tf.random.experimental.stateless_fold_in(step_seed, 1), photo_augment)
+            x, y = tf.concat([x, px], axis=0), tf.concat([y, py], axis=0)
+        return x, y
 
+    if augment is not None or photos is not None:
         ds = ds.enumerate().map(_augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -115,19 +182,26 @@ class _StderrProgress(keras.callbacks.Callback):
               file=sys.stderr, flush=True)
 
 
-def fit(model: keras.Model, train_xy, val_xy, cfg: TrainConfig, callbacks=()) -> keras.callbacks.History:
-    """Compile and fit with Adam, a cosine schedule and early stopping that keeps the best weights."""
+def fit(model: keras.Model, train_xy, val_xy, cfg: TrainConfig, callbacks=(),
+        photos: tuple[np.ndarray, np.ndarray] | None = None) -> keras.callbacks.History:
+    """Compile and fit with Adam, a cosine schedule and early stopping that keeps the best weights.
+
+    Labels are class ids; `photos` are (images, photo_targets) mixed into every batch.
+    """
     steps = math.ceil(len(train_xy[0]) / cfg.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps * cfg.epochs, alpha=0.01)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    train_ds = make_dataset(*train_xy, cfg.batch_size, cfg.seed, cfg.augment_config if cfg.augment else None,
-                            warmup_steps=round(cfg.augment_warmup_epochs * steps))
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=set_valued_loss(cfg.ood_weight),
+                  metrics=[set_accuracy])
+    train_ds = make_dataset(train_xy[0], targets(train_xy[1]), cfg.batch_size, cfg.seed,
+                            cfg.augment_config if cfg.augment else None,
+                            warmup_steps=round(cfg.augment_warmup_epochs * steps), photos=photos,
+                            photo_batch=cfg.photo_batch, photo_augment=cfg.photo_augment_config)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
     with contextlib.redirect_stdout(sys.stderr):
         return model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs,
-                         validation_data=(val_xy[0].astype(np.float32), val_xy[1]), validation_batch_size=256,
-                         callbacks=[stop, _StderrProgress(cfg.epochs), *callbacks], shuffle=False, verbose=0)
+                         validation_data=(val_xy[0].astype(np.float32), targets(val_xy[1])),
+                         validation_batch_size=256, callbacks=[stop, _StderrProgress(cfg.epochs), *callbacks],
+                         shuffle=False, verbose=0)
 
 
 def plot_curves(history: dict, path: Path, title: str) -> None:
@@ -146,8 +220,11 @@ def plot_curves(history: dict, path: Path, title: str) -> None:
 
 
 def save_keras_model(model: keras.Model, path: Path) -> None:
+    """The architecture and weights, without the training loss: any Keras loads the file as it is."""
+    plain = keras.Model.from_config(model.get_config())  # the layers alone, not the compiled state
+    plain.set_weights(model.get_weights())
     with atomic_path(path) as tmp:
-        model.save(tmp)
+        plain.save(tmp)
 
 
 def write_outputs(model: keras.Model, history: dict, report: TrainReport, test_labels: np.ndarray,
@@ -163,33 +240,63 @@ def write_outputs(model: keras.Model, history: dict, report: TrainReport, test_l
 
 
 def evaluate_keras(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """Test loss, accuracy and predicted classes."""
+    """Test accuracy, cross-entropy loss and predicted classes."""
     probs = model.predict(images.astype(np.float32), batch_size=512, verbose=0)
     loss = float(keras.losses.sparse_categorical_crossentropy(labels, probs).numpy().mean())
     pred = probs.argmax(axis=1)
     return float((pred == labels).mean()), loss, pred
 
 
+def load_photo_sets(root: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[list, np.ndarray]]:
+    """((tune images, tune targets), (held-out photos, held-out images)), through the camera's preprocessing."""
+    from toolkit import photos
+
+    tune, held_out = photos.load_photos(root, "tune"), photos.load_photos(root, "held-out")
+    log.info("preprocessing %d tune and %d held-out photos from %s", len(tune), len(held_out), root)
+    return ((photos.prepare(tune), photo_targets(photos.accepted_mask(tune))),
+            (held_out, photos.prepare(held_out)))
+
+
+def initial_model(cfg: TrainConfig) -> keras.Model:
+    if cfg.init is None:
+        return build_model(cfg.arch)
+    try:
+        return keras.models.load_model(cfg.init, compile=False)
+    except Exception as exc:
+        raise FmnistEdgeError(f"--init {cfg.init}: not a loadable Keras model ({str(exc).splitlines()[0]})") from None
+
+
 def train(cfg: TrainConfig) -> TrainReport:
-    """Train `cfg.arch` and write the contract's files into `cfg.out`."""
+    """Train `cfg.arch` (or fine-tune `cfg.init`) and write the contract's files into `cfg.out`."""
     out = Path(cfg.out)
     keras.utils.set_random_seed(cfg.seed)
     images, labels = data.load_split("train", cfg.data_dir, limit=cfg.limit)
     test_images, test_labels = data.load_split("test", cfg.data_dir)
     train_xy, val_xy = split_validation(images, labels, cfg.val_split, cfg.seed)
-    model = build_model(cfg.arch)
-    log.info("training %s on %d images, validating on %d", cfg.arch, len(train_xy[0]), len(val_xy[0]))
+    tune = held_out = None
+    if cfg.photos:
+        tune, held_out = load_photo_sets(cfg.photos)
+    model = initial_model(cfg)
+    arch = model.name
+    log.info("training %s on %d images%s, validating on %d", arch, len(train_xy[0]),
+             f" and {len(tune[0])} photos" if tune else "", len(val_xy[0]))
     start = time.perf_counter()
-    history = fit(model, train_xy, val_xy, cfg)
+    history = fit(model, train_xy, val_xy, cfg, photos=tune)
     seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     best = int(np.argmin(hist["val_loss"]))
     accuracy, loss, pred = evaluate_keras(model, test_images, test_labels)
-    config = asdict(cfg)
+    photo_report = None
+    if held_out is not None:
+        from toolkit import photos
+
+        probs = model.predict(held_out[1].astype(np.float32), batch_size=512, verbose=0)
+        photo_report = {"folder": cfg.photos, "tune_photos": len(tune[0]),
+                        "held_out": asdict(photos.score(held_out[0], probs))}
     report = TrainReport(
-        arch=cfg.arch, test_accuracy=accuracy, test_loss=loss, epochs_run=len(hist["loss"]),
+        arch=arch, test_accuracy=accuracy, test_loss=loss, epochs_run=len(hist["loss"]),
         train_seconds=round(seconds, 1), params=int(model.count_params()), macs=count_macs(model),
         best_epoch=best + 1, val_accuracy=hist["val_accuracy"][best], train_images=len(train_xy[0]),
-        val_images=len(val_xy[0]), out=str(out), config=config)
+        val_images=len(val_xy[0]), out=str(out), config=asdict(cfg), photos=photo_report)
     write_outputs(model, hist, report, test_labels, pred, out)
     return report
