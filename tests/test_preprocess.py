@@ -8,29 +8,7 @@ import pytest
 
 from edge_runtime.errors import FmnistEdgeError
 from edge_runtime.preprocess import PreparedFrame, preprocess_frame
-
-
-def render(item: np.ndarray, frame_size=(480, 640), item_side=240, centre=(380, 200), seed=0,
-           blur: float = 1.2, noise: float = 4.0) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """A Fashion-MNIST item as a camera sees it: dark on lighter, slightly uneven paper, off-centre,
-    scaled up, blurred and noisy. Returns the BGR frame and the item's true box (x, y, w, h)."""
-    rng = np.random.default_rng(seed)
-    h, w = frame_size
-    # Paper: light, warm, with a lighting gradient and a little texture.
-    gradient = np.linspace(0, 25, w, dtype=np.float32)[None, :] + np.linspace(0, 15, h, dtype=np.float32)[:, None]
-    paper = 200 + gradient + rng.normal(0, 2.0, (h, w)).astype(np.float32)
-    frame = np.stack([paper * 0.92, paper * 0.97, paper], axis=2)
-    big = cv2.resize(item.reshape(28, 28), (item_side, item_side), interpolation=cv2.INTER_CUBIC).astype(np.float32)
-    cx, cy = centre
-    x0, y0 = cx - item_side // 2, cy - item_side // 2
-    alpha = np.clip(big / 40.0, 0, 1)[..., None]  # the item covers the paper where Fashion-MNIST is lit
-    cloth = (255 - big)[..., None] * np.array([0.55, 0.6, 0.7], np.float32)  # a darker, coloured item
-    region = frame[y0 : y0 + item_side, x0 : x0 + item_side]
-    frame[y0 : y0 + item_side, x0 : x0 + item_side] = region * (1 - alpha) + cloth * alpha
-    frame = cv2.GaussianBlur(frame, (0, 0), blur) + rng.normal(0, noise, frame.shape).astype(np.float32)
-    ys, xs = np.nonzero(big > 40)
-    box = (x0 + xs.min(), y0 + ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) if len(xs) else None
-    return np.clip(frame, 0, 255).astype(np.uint8), box
+from toolkit.synthetic import render_frame as render
 
 
 def iou(a, b) -> float:

@@ -262,9 +262,13 @@ def camera(as_json: bool, **options) -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Write the confusion matrices to this image file (needs matplotlib).")
+@click.option("--photos", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Also score the real photos in this folder (labels.csv), through the camera's preprocessing.")
+@click.option("--photo-split", type=click.Choice(["held-out", "tune", "all"]), default="held-out", show_default=True,
+              help="Which photos --photos scores; training with --photos uses only the tune half.")
 @json_option
 def evaluate(models: tuple[str, ...], data_dir: str | None, limit: int | None, threads: int | None,
-             plot: str | None, as_json: bool) -> None:
+             plot: str | None, photos: str | None, photo_split: str, as_json: bool) -> None:
     """Accuracy of MODEL files (default: the bundled model) on the Fashion-MNIST test set."""
     from edge_runtime.classifier import bundled_model_path
     from edge_runtime.evaluate import as_dict, evaluate as run_evaluation
@@ -273,6 +277,11 @@ def evaluate(models: tuple[str, ...], data_dir: str | None, limit: int | None, t
     paths = list(models) or [str(bundled_model_path())]
     images, labels = datamod.load_split("test", data_dir, limit=limit)
     results = run_evaluation(paths, images, labels, threads)
+    photo_scores = None
+    if photos:
+        from toolkit.photos import evaluate_models
+
+        photo_scores = evaluate_models(paths, photos, photo_split, threads)
     if plot:
         import numpy as np
 
@@ -280,7 +289,10 @@ def evaluate(models: tuple[str, ...], data_dir: str | None, limit: int | None, t
 
         plot_confusions([(f"{Path(r.path).name}: {r.accuracy:.4f}", np.array(r.confusion)) for r in results], plot)
     if as_json:
-        _print_json(as_dict(results))
+        report = as_dict(results)
+        for row, scored in zip(report["models"], photo_scores or [], strict=False):
+            row["photos"] = scored
+        _print_json(report)
         return
     from edge_runtime.labels import CLASS_NAMES
 
@@ -289,6 +301,11 @@ def evaluate(models: tuple[str, ...], data_dir: str | None, limit: int | None, t
     for r in results:
         per_class = " ".join(f"{a:>7.3f}" for a in r.per_class_accuracy)
         click.echo(f"{Path(r.path).name:<32}{r.accuracy:>9.4f}{r.top1_agreement_with_first:>8.4f}  {per_class}")
+    for scored in photo_scores or []:
+        per_class = ", ".join(f"{k} {v:.2f}" for k, v in scored["per_class"].items())
+        click.echo(f"{Path(scored['path']).name}: {scored['accuracy']:.4f} of {scored['photos']} {scored['split']} "
+                   f"real photos right ({per_class}); mean confidence on {scored['ood_photos']} "
+                   f"out-of-distribution photos {scored['ood_mean_confidence']:.2f}")
 
 
 def _thread_list(ctx, param, value: str) -> list[int]:

@@ -99,3 +99,16 @@ def score(photos: list[Photo], probs: np.ndarray) -> PhotoScore:
                       per_class=per_class, ood_photos=int((~known).sum()),
                       ood_mean_confidence=round(float(conf[~known].mean()), 4) if (~known).any() else 0.0,
                       in_mean_confidence=round(float(conf[known].mean()), 4) if known.any() else 0.0)
+
+
+def evaluate_models(paths: list[str], root: str | Path, split: str = "held-out",
+                    threads: int | None = None) -> list[dict]:
+    """Each model's score on the photos of `split`, through the camera's preprocessing and the edge runtime."""
+    from dataclasses import asdict
+
+    from edge_runtime.evaluate import predict_all
+
+    chosen = load_photos(root, split)
+    images = prepare(chosen)
+    return [{"path": str(path), "split": split, **asdict(score(chosen, predict_all(path, images, threads)))}
+            for path in paths]

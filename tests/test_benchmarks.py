@@ -1,0 +1,61 @@
+"""The benchmark scripts: merging machines' reports, the accuracy/latency front, the Pi wheel check's tags."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import check_pi_wheels  # noqa: E402
+import run_matrix  # noqa: E402
+
+
+def report(board, cpu, p50, throttled=False):
+    return {"device": {"board": board, "cpu": cpu, "cores_usable": 4, "os": "Raspberry Pi OS", "python": "3.11.2",
+                       "governor": "ondemand", "throttled": throttled},
+            "results": [{"model": "/x/model_int8.tflite", "precision": "int8", "backend": "litert", "threads": 1,
+                         "batch": 1, "p50_ms": p50, "p99_ms": 2 * p50},
+                        {"model": "/x/model_fp32.onnx", "precision": "fp32", "backend": "onnxruntime", "threads": 2,
+                         "batch": 1, "p50_ms": 3 * p50, "p99_ms": 4 * p50}]}
+
+
+def test_merge_puts_machines_side_by_side(tmp_path):
+    files = []
+    for name, rep in [("laptop", report(None, "AMD EPYC", 0.05)),
+                      ("pi4", report("Raspberry Pi 4 Model B Rev 1.4", "Cortex-A72", 0.61, throttled=True)),
+                      ("pi5", report("Raspberry Pi 5 Model B Rev 1.0", "Cortex-A76", 0.21))]:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(rep))
+        files.append(str(path))
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "merge.py"), *files, "--p99"],
+                         capture_output=True, text=True, check=True).stdout
+    header = next(line for line in out.splitlines() if line.startswith("| model"))
+    assert header.endswith("| AMD EPYC | Raspberry Pi 4 Model B Rev 1.4 (throttled) | Raspberry Pi 5 Model B Rev 1.0 |")
+    assert "| model_int8.tflite | int8 | litert | 1 | 1 | 0.0500 / 0.1000 | 0.6100 / 1.2200 | 0.2100 / 0.4200 |" in out
+    assert "| model_fp32.onnx | fp32 | onnxruntime | 2 | 1 |" in out
+
+
+def test_merge_refuses_a_file_that_is_not_a_report(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "merge.py"), str(bad)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and "not a `fmnist-edge bench --json` report" in proc.stderr
+
+
+def test_pareto_front():
+    # (latency, accuracy): the second is slower and worse than the first; the rest trade off.
+    points = [(0.02, 0.93), (0.05, 0.92), (0.05, 0.94), (0.01, 0.90)]
+    assert sorted(run_matrix.pareto(points)) == [0, 2, 3]
+
+
+def test_pi_wheel_tags_cover_every_glibc_up_to_the_os():
+    args = check_pi_wheels.platform_args(36)
+    tags = args[1::2]
+    assert args[::2] == ["--platform"] * len(tags)
+    assert "manylinux2014_aarch64" in tags and "manylinux_2_17_aarch64" in tags and "manylinux_2_36_aarch64" in tags
+    assert "manylinux_2_37_aarch64" not in tags

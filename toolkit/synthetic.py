@@ -1,0 +1,96 @@
+"""Camera-like frames and videos made from Fashion-MNIST images, for tests, demos and benchmarks.
+
+Each item is drawn as a camera would see it: a darker, coloured item on lighter paper with a
+lighting gradient and texture, off-centre, scaled up, blurred and noisy. Videos hold each item
+for a few frames, with a little hand-held drift, so the camera loop has something real to track.
+
+    python -m toolkit.synthetic --out sample.mp4 [--items 40] [--frames-per-item 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.fsutil import temp_beside
+
+
+def render_frame(item: np.ndarray, frame_size: tuple[int, int] = (480, 640), item_side: int = 240,
+                 centre: tuple[int, int] = (380, 200), seed: int = 0, blur: float = 1.2,
+                 noise: float = 4.0) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+    """A BGR frame (height, width = frame_size) showing `item` (a 28x28 Fashion-MNIST image), and the
+    item's true box (x, y, w, h), None for an empty item."""
+    rng = np.random.default_rng(seed)
+    h, w = frame_size
+    gradient = np.linspace(0, 25, w, dtype=np.float32)[None, :] + np.linspace(0, 15, h, dtype=np.float32)[:, None]
+    paper = 200 + gradient + rng.normal(0, 2.0, (h, w)).astype(np.float32)
+    frame = np.stack([paper * 0.92, paper * 0.97, paper], axis=2)
+    big = cv2.resize(item.reshape(28, 28), (item_side, item_side), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    x0, y0 = centre[0] - item_side // 2, centre[1] - item_side // 2
+    # Only the part of the item inside the frame is drawn.
+    fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(w, x0 + item_side), min(h, y0 + item_side)
+    crop = big[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
+    alpha = np.clip(crop / 40.0, 0, 1)[..., None]  # the item covers the paper where Fashion-MNIST is lit
+    cloth = (255 - crop)[..., None] * np.array([0.55, 0.6, 0.7], np.float32)  # darker and coloured
+    frame[fy0:fy1, fx0:fx1] = frame[fy0:fy1, fx0:fx1] * (1 - alpha) + cloth * alpha
+    frame = cv2.GaussianBlur(frame, (0, 0), blur) + rng.normal(0, noise, frame.shape).astype(np.float32)
+    ys, xs = np.nonzero(crop > 40)
+    box = (fx0 + xs.min(), fy0 + ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) if len(xs) else None
+    return np.clip(frame, 0, 255).astype(np.uint8), box
+
+
+def write_video(path: str | Path, items: np.ndarray, frames_per_item: int = 8, size: tuple[int, int] = (480, 640),
+                fps: float = 30.0, seed: int = 0) -> list[int]:
+    """Write an .mp4 (or .avi) of `items` as a camera sees them; returns each frame's item index."""
+    path = Path(path)
+    h, w = size
+    rng = np.random.default_rng(seed)
+    tmp = temp_beside(path)
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+    writer = cv2.VideoWriter(str(tmp), fourcc, fps, (w, h))
+    if not writer.isOpened():
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"OpenCV cannot write {path}")
+    which = []
+    try:
+        for index, item in enumerate(items):
+            side = int(min(h, w) * rng.uniform(0.45, 0.75))
+            cx = int(rng.uniform(side / 2 + 10, w - side / 2 - 10))
+            cy = int(rng.uniform(side / 2 + 10, h - side / 2 - 10))
+            for k in range(frames_per_item):
+                drift = (cx + 2 * k, cy + k)  # a hand-held camera drifts a little
+                frame, _ = render_frame(item, size, side, drift, seed=seed * 100_003 + index * 101 + k)
+                writer.write(frame)
+                which.append(index)
+        writer.release()
+        tmp.replace(path)
+    finally:
+        writer.release()
+        tmp.unlink(missing_ok=True)
+    return which
+
+
+def main() -> None:
+    from toolkit import data
+
+    parser = argparse.ArgumentParser(description="Write a camera-like video of Fashion-MNIST test images.")
+    parser.add_argument("--out", required=True, help="the .mp4 or .avi to write")
+    parser.add_argument("--items", type=int, default=40, help="how many test images (the first N)")
+    parser.add_argument("--frames-per-item", type=int, default=8)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+    images, labels = data.load_split("test", args.data_dir, limit=args.items)
+    write_video(args.out, images[..., 0], args.frames_per_item, (args.height, args.width))
+    Path(args.out).with_suffix(".labels.txt").write_text(
+        "".join(f"{int(labels[i])}\n" for i in range(len(images)) for _ in range(args.frames_per_item)))
+    print(f"wrote {args.out}: {len(images) * args.frames_per_item} frames; true classes in "
+          f"{Path(args.out).with_suffix('.labels.txt')}")
+
+
+if __name__ == "__main__":
+    main()
