@@ -1,21 +1,23 @@
 # The two entry points of the README:
 #   make demo   set everything up on a fresh machine, then run the main job
 #   make test   set everything up on a fresh machine, then run the tests
-# Everything else is a step of those two.
+# Everything else is a step of those two, or rebuilds what the package ships.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/fmnist-edge
 RUN ?= runs/demo
+PHOTOS ?= ../shared/real-photos
+BUNDLE ?= runs/bundle
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
 APT_PACKAGES := dataset-fashion-mnist
 
-.PHONY: setup system-deps venv demo test lint clean
+.PHONY: setup system-deps venv demo test lint bundled-model benchmarks clean
 
 setup: system-deps venv
 
-# Debian packages the project uses: the dataset.
+# Debian packages: the dataset, and for the tests a browser that renders the camera's web page.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -35,15 +37,33 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[train,dev]'
 	touch $@
 
+# The main job: train the default recipe, export int8 through the gate, benchmark, run the camera
+# loop on a sample video made from test images.
 demo: setup
 	$(CLI) data
 	$(CLI) train --out $(RUN)
+	$(CLI) export $(RUN)/model.keras --int8 --out $(RUN)/export
+	$(CLI) bench $(RUN)/export/model_int8.tflite $(RUN)/export/model_int8.onnx $(RUN)/export/model_fp32.tflite \
+	  --threads 1,2 --out $(RUN)/bench.md
+	cat $(RUN)/bench.md
+	$(PY) -m toolkit.synthetic --out $(RUN)/sample.mp4
+	$(CLI) camera --model $(RUN)/export/model_int8.tflite --source $(RUN)/sample.mp4 --headless \
+	  --record $(RUN)/annotated.mp4
 
+test: APT_PACKAGES += chromium
 test: setup
 	$(PY) -m pytest -q
 
 lint: venv
 	$(VENV)/bin/ruff check toolkit converters edge_runtime benchmarks tests
+
+# The int8 models inside edge_runtime/models: the recipe, through the export gate.
+bundled-model: setup
+	$(CLI) train --photos $(PHOTOS) --out $(BUNDLE)
+	$(CLI) export $(BUNDLE)/model.keras --int8 --out $(BUNDLE)/export
+	cp $(BUNDLE)/export/model_int8.tflite edge_runtime/models/default_int8.tflite
+	cp $(BUNDLE)/export/model_int8.onnx edge_runtime/models/default_int8.onnx
+	$(CLI) evaluate edge_runtime/models/default_int8.tflite edge_runtime/models/default_int8.onnx --photos $(PHOTOS)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -168,7 +168,7 @@ def run(opts: CameraOptions, emit: Callable[[dict], None], opener: Callable = op
                 t3 = clock()
                 shown = smoother.update(probs if prepared.box is not None else None)
                 class_id = int(probs.argmax())
-                watched = want_window or opts.record or (server is not None and server.watched)
+                watched = want_window or opts.record or (server is not None and server.wants_picture)
                 fps = (summary.frames + 1) / max(t3 - start, 1e-9)
                 if watched or server is not None:
                     picture = draw(frame.image, shown, model.class_names, prepared.image, prepared.box, fps,

@@ -20,7 +20,7 @@ def draw(frame: np.ndarray, shown: SmoothedLabel, class_names: tuple[str, ...], 
          box: tuple[int, int, int, int] | None, fps: float, latency_ms: float) -> np.ndarray:
     """Annotate `frame` in place (BGR) and return it."""
     h, w = frame.shape[:2]
-    unit = max(0.4, min(w, h) / 640)
+    unit = max(0.4, min(w, h) / 480)
     color = _AMBER if shown.label == UNSURE else _GREEN
     if box is not None:
         x, y, bw, bh = box

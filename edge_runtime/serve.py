@@ -41,6 +41,7 @@ class FrameServer:
         self._seq = 0
         self._state = {"label": "waiting", "score": 0.0, "frame": -1, "fps": 0.0, "latency_ms": 0.0}
         self._viewers = 0
+        self._snapshots_wanted = 0
         self._closed = False
         self._quality = jpeg_quality
         host, port = parse_address(address)
@@ -60,13 +61,14 @@ class FrameServer:
         return self._closed
 
     @property
-    def watched(self) -> bool:
-        return self._viewers > 0
+    def wants_picture(self) -> bool:
+        """Does anyone need the next annotated frame (a stream viewer, a snapshot, or no frame yet)?"""
+        return self._viewers > 0 or self._snapshots_wanted > 0 or self._jpeg is None
 
     def publish(self, frame: np.ndarray | None, state: dict) -> None:
-        """New state, and the frame JPEG-encoded when somebody is watching (or nothing was encoded yet)."""
+        """New state, and the frame JPEG-encoded when somebody wants it."""
         jpeg = None
-        if frame is not None and (self._viewers or self._jpeg is None):
+        if frame is not None and self.wants_picture:
             ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self._quality])
             jpeg = buf.tobytes() if ok else None
         with self._cond:
@@ -85,8 +87,13 @@ class FrameServer:
         with self._cond:
             return dict(self._state)
 
-    def latest_jpeg(self) -> bytes | None:
+    def snapshot(self, timeout: float = 2.0) -> bytes | None:
+        """A frame drawn after this call (the latest one if none comes within `timeout`)."""
         with self._cond:
+            self._snapshots_wanted += 1
+            seq = self._seq
+            self._cond.wait_for(lambda: self._closed or self._seq > seq, timeout)
+            self._snapshots_wanted -= 1
             return self._jpeg
 
     def viewer(self, delta: int) -> None:
@@ -123,7 +130,7 @@ def _handler(server: FrameServer):
             elif path == "/state.json":
                 self._send(json.dumps(server.state()).encode(), "application/json")
             elif path == "/frame.jpg":
-                jpeg = server.latest_jpeg()
+                jpeg = server.snapshot()
                 if jpeg is None:
                     self._send(b"no frame yet\n", "text/plain", HTTPStatus.SERVICE_UNAVAILABLE)
                 else:

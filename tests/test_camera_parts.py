@@ -173,8 +173,9 @@ def test_frame_server_routes_and_stream():
     server = FrameServer("127.0.0.1:0")
     base = f"http://127.0.0.1:{server.port}"
     try:
+        start = time.time()
         status, _, _ = fetch(base + "/frame.jpg")
-        assert status == 503  # nothing published yet
+        assert status == 503 and time.time() - start < 5  # nothing published yet, and no hang
         status, ctype, page = fetch(base + "/")
         assert status == 200 and ctype.startswith("text/html") and b"stream.mjpg" in page
         frame = np.zeros((120, 160, 3), np.uint8)

@@ -19,6 +19,9 @@ from edge_runtime._version import __version__
 from edge_runtime.errors import FmnistEdgeError
 
 
+TRAINING_PACKAGES = {"tensorflow", "keras", "tf2onnx", "onnx", "keras_tuner", "matplotlib"}
+
+
 class _Group(click.Group):
     """Turns domain errors into one line on stderr and exit 1; Ctrl-C into exit 130."""
 
@@ -27,6 +30,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except FmnistEdgeError as exc:
             raise click.ClickException(str(exc)) from None
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in TRAINING_PACKAGES:
+                raise
+            command = ctx.invoked_subcommand or "this command"
+            raise click.ClickException(f"{command} needs the training extras: pip install 'fmnist-edge[train]'") \
+                from None
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
