@@ -54,6 +54,17 @@ def test_item_is_centred_with_its_longest_side_filling_the_frame(items):
     assert xs.max() - xs.min() < 20  # the aspect ratio is kept, not stretched to a square
 
 
+def test_background_inside_the_item_box_is_black():
+    """An L-shaped item leaves a corner of its box empty: that paper must become 0, not inverted grey."""
+    item = np.zeros((28, 28), np.uint8)
+    item[:, :9] = 200  # the upright bar
+    item[-9:, :] = 200  # the foot
+    frame, _ = render(item, item_side=240)
+    out = preprocess_frame(frame).image[..., 0]
+    assert out[:, :7].mean() > 100 and out[-7:, :].mean() > 100  # the L is there, light
+    assert out[3:16, 13:25].max() == 0  # the empty corner of its box is exactly black
+
+
 def test_empty_paper_is_nothing_in_view():
     frame, _ = render(np.zeros((28, 28), np.uint8))
     prepared = preprocess_frame(frame)
