@@ -61,6 +61,23 @@ def check_images(images: np.ndarray) -> np.ndarray:
     return images
 
 
+def load_error(path: Path, kind: str, exc: Exception) -> FmnistEdgeError:
+    """One line for a file the runtime could not load: its first line of complaint, and the fix."""
+    text = str(exc).strip()
+    first = text.splitlines()[0][:200] if text else type(exc).__name__
+    return FmnistEdgeError(f"{path}: not a valid {kind} model ({first}); export it again")
+
+
+def classifier_io(path: Path, inputs: list, outputs: list, spec) -> tuple[TensorSpec, TensorSpec]:
+    """The one input and one output of a runtime's tensor lists, as specs; refuse any other model."""
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise FmnistEdgeError(f"{path}: expected one input and one output tensor, "
+                              f"found {len(inputs)} and {len(outputs)}")
+    inp, out = spec(inputs[0]), spec(outputs[0])
+    check_model_shape(path, inp, out)
+    return inp, out
+
+
 def check_model_shape(path: Path, inp: TensorSpec, out: TensorSpec) -> None:
     """Refuse a file that is not a Fashion-MNIST classifier of this toolkit's shape."""
     if len(inp.shape) != 4 or tuple(inp.shape[1:]) != IMAGE_SHAPE:

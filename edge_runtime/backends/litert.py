@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.backends.base import Backend, TensorSpec, check_images, check_model_shape
+from edge_runtime.backends.base import Backend, TensorSpec, check_images, classifier_io, load_error
 from edge_runtime.errors import FmnistEdgeError
 
 
@@ -74,14 +74,9 @@ class LiteRTBackend(Backend):
             self._interp = module.Interpreter(model_path=str(self.path), num_threads=threads)
             self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise FmnistEdgeError(f"{self.path}: not a valid TFLite model ({first}); export it again") from None
+            raise load_error(self.path, "TFLite", exc) from None
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise FmnistEdgeError(f"{self.path}: expected one input and one output tensor, "
-                                  f"found {len(inputs)} and {len(outputs)}")
-        self.input, self.output = _spec(inputs[0]), _spec(outputs[0])
-        check_model_shape(self.path, self.input, self.output)
+        self.input, self.output = classifier_io(self.path, inputs, outputs, _spec)
         self._in_index, self._out_index = inputs[0]["index"], outputs[0]["index"]
         self._batch = int(inputs[0]["shape"][0])
         self._to_input = _input_mapper(self.input)

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.backends.base import Backend, TensorSpec, check_images, check_model_shape
-from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.backends.base import Backend, TensorSpec, check_images, classifier_io, load_error
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
               "tensor(float16)": "float16"}
@@ -47,14 +46,9 @@ class OnnxRuntimeBackend(Backend):
             self._session = ort.InferenceSession(str(self.path), session_options(threads),
                                                  providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types for every kind of damage
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise FmnistEdgeError(f"{self.path}: not a valid ONNX model ({first}); export it again") from None
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise FmnistEdgeError(f"{self.path}: expected one input and one output tensor, "
-                                  f"found {len(inputs)} and {len(outputs)}")
-        self.input, self.output = _spec(inputs[0]), _spec(outputs[0])
-        check_model_shape(self.path, self.input, self.output)
+            raise load_error(self.path, "ONNX", exc) from None
+        self.input, self.output = classifier_io(self.path, self._session.get_inputs(), self._session.get_outputs(),
+                                                _spec)
         self._in_dtype = np.dtype(self.input.dtype)
         self._out_names = [self.output.name]
 
