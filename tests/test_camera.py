@@ -200,3 +200,24 @@ def test_serve_page_renders_in_chromium(served, tmp_path):
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0 and json.loads(out.splitlines()[-1])["summary"]["ended_by"] == "interrupted"
+
+
+def test_window_shows_annotated_frames_and_q_quits(video, monkeypatch):
+    """The window branch, with OpenCV's GUI calls recorded (this install's OpenCV is headless; the real
+    window was checked by hand under Xvfb with opencv-python)."""
+    from edge_runtime import camera
+
+    path, _ = video
+    shown, keys = [], iter([-1, -1, -1, ord("q")])
+    monkeypatch.setattr(camera, "window_available", lambda: True)
+    monkeypatch.setattr(camera.cv2, "imshow", lambda name, image: shown.append(image.copy()))
+    monkeypatch.setattr(camera.cv2, "waitKey", lambda delay: next(keys))
+    monkeypatch.setattr(camera.cv2, "destroyAllWindows", lambda: None)
+    lines = []
+    start = time.perf_counter()
+    summary = camera.run(camera.CameraOptions(source=str(path)), lines.append)
+    assert summary.ended_by == "quit key" and len(shown) == 4 and len(lines) == 3
+    source = cv2.VideoCapture(str(path))
+    _, first = source.read()
+    assert np.abs(shown[0].astype(int) - first.astype(int)).max() > 100  # annotated, not the raw frame
+    assert time.perf_counter() - start > 3 / 30  # a watched file plays at its own 30 frames/s
