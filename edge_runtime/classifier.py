@@ -12,6 +12,7 @@ from edge_runtime.backends import Backend, open_backend
 from edge_runtime.errors import FmnistEdgeError
 from edge_runtime.labels import CLASS_NAMES
 from edge_runtime.metadata import ModelMetadata, read_metadata
+from edge_runtime.preprocess import PREPROCESSING_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -70,4 +71,7 @@ def load_model(path: str | Path | None = None, threads: int | None = None) -> Cl
     metadata = read_metadata(path)
     if metadata is None:
         log.warning("%s carries no fmnist-edge metadata; assuming the Fashion-MNIST classes in order", path)
+    elif metadata.preprocessing and metadata.preprocessing != PREPROCESSING_VERSION:
+        log.warning("%s was made for frame preprocessing %s, this runtime has %s; camera and predict results "
+                    "may differ from what was measured at export", path, metadata.preprocessing, PREPROCESSING_VERSION)
     return Classifier(backend, metadata)

@@ -94,3 +94,19 @@ def test_missing_and_unknown_files(tmp_path):
     (tmp_path / "m.h5").write_bytes(b"x")
     with pytest.raises(FmnistEdgeError, match=r"expected \.tflite or \.onnx"):
         open_backend(tmp_path / "m.h5")
+
+
+def test_load_model_warns_about_a_different_preprocessing(exported, tmp_path, caplog):
+    from edge_runtime.metadata import ModelMetadata, read_metadata, tflite_with_metadata
+
+    out, _ = exported
+    meta = read_metadata(out / "model_int8.tflite")
+    flat = (out / "model_int8.tflite").read_bytes()
+    flat = flat[: flat.rfind(b"PK\x05\x06")]  # drop the appended archive's end record...
+    flat = flat[: flat.find(b"PK\x03\x04")]  # ...and the archive itself: the bare flatbuffer
+    other = ModelMetadata.from_dict({**meta.to_dict(), "preprocessing": "fmnist-edge-frame/0"})
+    path = tmp_path / "old.tflite"
+    path.write_bytes(tflite_with_metadata(flat, other))
+    with caplog.at_level("WARNING"):
+        load_model(path).close()
+    assert "made for frame preprocessing fmnist-edge-frame/0" in caplog.text
