@@ -20,7 +20,19 @@ EXPECTED = {
     # convs 32 (26, pool 13), 64 (11, pool 5), 64 (3), dense 576->256->10
     "seed-d": (320 + 18_496 + 36_928 + 576 * 256 + 256 + 2570,
                26 * 26 * 9 * 32 + 11 * 11 * 9 * 32 * 64 + 3 * 3 * 9 * 64 * 64 + 576 * 256 + 2560),
+    # convs without bias + BN (4 per channel): 16 s2 (14), 32 (14, pool 7), 64 (7), 128 s2 (4), GAP, dense 128
+    "edge": (9 * 16 + 64 + 9 * 16 * 32 + 128 + 9 * 32 * 64 + 256 + 9 * 64 * 128 + 512 + 128 * 129 + 1290,
+             14 * 14 * 9 * 16 + 14 * 14 * 9 * 16 * 32 + 7 * 7 * 9 * 32 * 64 + 4 * 4 * 9 * 64 * 128 + 128 * 128 + 1280),
 }
+
+# The separable edge variant: depthwise 3x3 + BN, pointwise 1x1 + BN, at 7x7 (32->128) and 4x4 s2 (128->256).
+SEPARABLE = {"separable": True, "width2": 128, "width3": 256}
+SEPARABLE_EXPECTED = (
+    9 * 16 + 64 + 9 * 16 * 32 + 128 + 9 * 32 + 128 + 32 * 128 + 512 + 9 * 128 + 512 + 128 * 256 + 1024
+    + 256 * 128 + 128 + 1290,
+    14 * 14 * 9 * 16 + 14 * 14 * 9 * 16 * 32 + 7 * 7 * 9 * 32 + 7 * 7 * 32 * 128 + 4 * 4 * 9 * 128
+    + 4 * 4 * 128 * 256 + 256 * 128 + 1280,
+)
 
 
 @pytest.mark.parametrize("arch", sorted(EXPECTED))
@@ -33,6 +45,35 @@ def test_architecture(arch):
     probs = model.predict(np.full((3, 28, 28, 1), 255, np.float32), verbose=0)
     assert probs.shape == (3, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_separable_edge_counts():
+    model = models.build_model("edge", **SEPARABLE)
+    assert (model.count_params(), models.count_macs(model)) == SEPARABLE_EXPECTED
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("DepthwiseConv2D") == 2 and "Flatten" not in kinds
+
+
+@pytest.mark.parametrize("arch", ["seed-a", "seed-b", "seed-d", "edge"])
+def test_dropout_parameter(arch):
+    rates = [layer.rate for layer in models.build_model(arch, dropout=0.1).layers
+             if type(layer).__name__ == "Dropout"]
+    assert rates[-1] == pytest.approx(0.1)
+
+
+def test_edge_space_matches_its_parameters():
+    import inspect
+
+    assert set(models.EDGE_SPACE) == set(inspect.signature(models.edge).parameters)
+    for name, default in ((n, p.default) for n, p in inspect.signature(models.edge).parameters.items()):
+        assert default in models.EDGE_SPACE[name], name
+
+
+def test_unknown_parameter_is_named():
+    with pytest.raises(ValueError, match="seed-c has no parameter dropout; it takes none"):
+        models.build_model("seed-c", dropout=0.2)
+    with pytest.raises(ValueError, match="edge has no parameter wdith"):
+        models.build_model("edge", wdith=8)
 
 
 def test_rescaling_is_inside_the_model():

@@ -83,8 +83,32 @@ def data(data_dir: str | None, download: bool, as_json: bool) -> None:
         click.echo(f"  {path}")
 
 
+def parse_arch_params(pairs: tuple[str, ...]) -> dict:
+    """NAME=VALUE pairs to a dict; values become bool, int or float where they read as one."""
+    params = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r}: give NAME=VALUE, e.g. dropout=0.3", param_hint="--arch-param")
+        low = text.lower()
+        if low in ("true", "false"):
+            params[name] = low == "true"
+            continue
+        for kind in (int, float):
+            try:
+                params[name] = kind(text)
+                break
+            except ValueError:
+                continue
+        else:
+            raise click.BadParameter(f"{pair!r}: the value must be a number, true or false", param_hint="--arch-param")
+    return params
+
+
 @cli.command()
 @click.option("--arch", default="seed-b", show_default=True, help="Model zoo architecture.")
+@click.option("--arch-param", "arch_params", multiple=True, metavar="NAME=VALUE",
+              help="An architecture hyperparameter, e.g. dropout=0.3 or separable=true; repeatable.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Most epochs (early stopping may end sooner).  [default: 40]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
@@ -113,6 +137,11 @@ def train(as_json: bool, **options) -> None:
         raise click.BadParameter(f"choose one of {', '.join(models.ARCHITECTURES)}", param_hint="--arch")
     if options["init"] and click.get_current_context().get_parameter_source("arch").name != "DEFAULT":
         raise click.UsageError("--init continues the model in that file; --arch would be ignored, so drop it")
+    options["arch_params"] = parse_arch_params(options["arch_params"])
+    try:
+        models.build_model(options["arch"], **options["arch_params"])
+    except (TypeError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--arch-param") from None
     from toolkit.train import TrainConfig
     from toolkit.train import train as run_training
 
@@ -378,6 +407,49 @@ def info(model: str | None, as_json: bool) -> None:
 
     details = describe(model or bundled_model_path())
     click.echo(json.dumps(details.to_dict(), indent=2) if as_json else format_info(details))
+
+
+@cli.command()
+@click.option("--space", type=click.Choice(["seed-004", "edge"]), default="seed-004", show_default=True,
+              help="seed-004: the seeds' grid on seed-b; edge: the edge architecture family.")
+@click.option("--tuner", type=click.Choice(["random", "bayesian", "hyperband"]), default="random", show_default=True)
+@click.option("--max-trials", type=click.IntRange(min=1), default=None,
+              help="Trials to run (random, bayesian).  [default: the whole seed-004 grid (27), else 20]")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Epochs per trial (hyperband: the most any trial gets).")
+@click.option("--limit", type=click.IntRange(min=10), default=None, help="Use the first N training images.")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/tune", show_default=True,
+              help="Results and the best model; an interrupted search resumes from here.")
+@click.option("--oracle", metavar="HOST:PORT", default=None, help="The chief's address, for a distributed search.")
+@click.option("--role", type=click.Choice(["chief", "worker"]), default=None)
+@click.option("--worker-id", default=None, help="A name unique among the workers of one search.")
+@data_dir_option
+@json_option
+def tune(as_json: bool, **options) -> None:
+    """Search hyperparameters (Keras Tuner); writes results.csv, results.md, tuning.png and best/ to --out."""
+    if options["max_trials"] and options["tuner"] == "hyperband":
+        raise click.UsageError("hyperband derives its trials from --epochs; drop --max-trials")
+    if (options["oracle"] is None) != (options["role"] is None):
+        raise click.UsageError("a distributed search needs both --oracle HOST:PORT and --role chief|worker")
+    if options["role"] == "worker" and not options["worker_id"]:
+        raise click.UsageError("each worker needs --worker-id NAME, unique in the search")
+    if options["role"] == "chief" and options["worker_id"]:
+        raise click.UsageError("the chief is always called 'chief'; drop --worker-id")
+    from toolkit.tune import TuneConfig, tune as run_tune
+
+    report = run_tune(TuneConfig(**options))
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    if report.role == "worker":
+        click.echo(f"worker {options['worker_id']} done; the chief at {options['oracle']} has the results")
+        return
+    click.echo((Path(report.out) / "results.md").read_text().rstrip())
+    if report.best:
+        best = report.best
+        click.echo(f"best: trial {best['trial_id']} {best['hyperparameters']}: validation accuracy "
+                   f"{best['val_accuracy']:.4f}; trained again into {report.out}/best: test accuracy "
+                   f"{best['test_accuracy']:.4f}")
 
 
 def main() -> None:

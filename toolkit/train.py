@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainConfig:
     arch: str = DEFAULT_ARCH
+    arch_params: dict = field(default_factory=dict)
+    """Hyperparameters of the architecture (toolkit.models.build_model), e.g. {"dropout": 0.5}."""
     epochs: int = 40
     """Most epochs; early stopping usually ends the run sooner."""
     batch_size: int = 64
@@ -183,7 +185,7 @@ class _StderrProgress(keras.callbacks.Callback):
 
 
 def fit(model: keras.Model, train_xy, val_xy, cfg: TrainConfig, callbacks=(),
-        photos: tuple[np.ndarray, np.ndarray] | None = None) -> keras.callbacks.History:
+        photos: tuple[np.ndarray, np.ndarray] | None = None, initial_epoch: int = 0) -> keras.callbacks.History:
     """Compile and fit with Adam, a cosine schedule and early stopping that keeps the best weights.
 
     Labels are class ids; `photos` are (images, photo_targets) mixed into every batch.
@@ -198,7 +200,7 @@ def fit(model: keras.Model, train_xy, val_xy, cfg: TrainConfig, callbacks=(),
                             photo_batch=cfg.photo_batch, photo_augment=cfg.photo_augment_config)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
     with contextlib.redirect_stdout(sys.stderr):
-        return model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs,
+        return model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs, initial_epoch=initial_epoch,
                          validation_data=(val_xy[0].astype(np.float32), targets(val_xy[1])),
                          validation_batch_size=256, callbacks=[stop, _StderrProgress(cfg.epochs), *callbacks],
                          shuffle=False, verbose=0)
@@ -259,7 +261,7 @@ def load_photo_sets(root: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[lis
 
 def initial_model(cfg: TrainConfig) -> keras.Model:
     if cfg.init is None:
-        return build_model(cfg.arch)
+        return build_model(cfg.arch, **cfg.arch_params)
     try:
         return keras.models.load_model(cfg.init, compile=False)
     except Exception as exc:

@@ -1,0 +1,274 @@
+"""`fmnist-edge tune`: hyperparameter search with Keras Tuner, on one machine or several.
+
+Search spaces by name: `seed-004` is exactly the seeds' grid on seed-b (learning rate 1e-3, 1e-4,
+1e-5; batch size 32, 64, 128; dropout 0.1, 0.3, 0.5 before the output layer), `edge` is the edge
+architecture family (toolkit.models.EDGE_SPACE). Trials are selected on the validation split only;
+the best hyperparameters are then trained again by `toolkit.train` into DIR/best/ (as `train`
+writes it, ready for `export`), and its test accuracy is reported once, at the end.
+
+Distribution uses Keras Tuner's own chief/worker protocol (gRPC): the chief holds the oracle and
+hands out trials, each worker asks for one, trains it and reports back, so a search spreads over
+several machines with nothing but this command on each. Each trial's worker is reported to the
+oracle as a metric named `worker:<id>`, so the chief knows who ran what. An interrupted search
+resumes from DIR.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.fsutil import write_json_atomic, write_text_atomic
+from toolkit import data, models
+from toolkit.tf import keras
+from toolkit.train import TrainConfig, fit, split_validation, train
+
+log = logging.getLogger(__name__)
+
+TUNERS = ("random", "bayesian", "hyperband")
+ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
+WORKER_METRIC = "worker:"
+
+
+@dataclass(frozen=True)
+class Space:
+    """A named search space: `sample(hp)` returns (arch, arch_params, train_params)."""
+
+    sample: Callable
+    size: int | None
+    """Number of distinct configurations, None when continuous."""
+    augment: bool
+    """Whether trials train with augmentation (the seeds tuned without)."""
+
+
+def _seed_004(hp) -> tuple[str, dict, dict]:
+    lr = hp.Choice("lr", [1e-3, 1e-4, 1e-5])
+    batch = hp.Choice("batch_size", [32, 64, 128])
+    dropout = hp.Choice("dropout", [0.1, 0.3, 0.5])
+    return "seed-b", {"dropout": dropout}, {"lr": lr, "batch_size": batch}
+
+
+def _edge(hp) -> tuple[str, dict, dict]:
+    params = {name: hp.Choice(name, values) for name, values in models.EDGE_SPACE.items()}
+    lr = hp.Choice("lr", [1e-3, 2e-3, 4e-3])
+    return "edge", params, {"lr": lr}
+
+
+SPACES = {
+    "seed-004": Space(_seed_004, 27, augment=False),
+    "edge": Space(_edge, None, augment=True),
+}
+
+
+@dataclass
+class TuneConfig:
+    space: str = "seed-004"
+    tuner: str = "random"
+    max_trials: int | None = None
+    """Trials to run (random, bayesian); default: the whole grid, or 20. Hyperband derives its own."""
+    epochs: int = 10
+    limit: int | None = None
+    out: str = "runs/tune"
+    seed: int = 0
+    patience: int = 3
+    data_dir: str | None = None
+    oracle: str | None = None
+    """HOST:PORT of the chief's oracle, for a distributed search."""
+    role: str | None = None
+    """"chief" or "worker"."""
+    worker_id: str | None = None
+
+
+@dataclass
+class TrialRow:
+    trial_id: str
+    status: str
+    worker: str
+    hyperparameters: dict
+    val_accuracy: float | None
+    params: int | None
+    macs: int | None
+    seconds: float | None
+
+
+@dataclass
+class TuneReport:
+    space: str
+    tuner: str
+    out: str
+    role: str
+    trials: list[TrialRow] = field(default_factory=list)
+    best: dict | None = None
+    """The best trial's hyperparameters, validation accuracy and, once trained again, test accuracy."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ZooHyperModel:
+    """Builds a trial's model and trains it with toolkit.train's pipeline on the validation split."""
+
+    def __init__(self, space: Space, cfg: TuneConfig, worker: str):
+        self.space, self.cfg, self.worker = space, cfg, worker
+        images, labels = data.load_split("train", cfg.data_dir, limit=cfg.limit)
+        self.train_xy, self.val_xy = split_validation(images, labels, 0.1, cfg.seed)
+
+    def build(self, hp) -> keras.Model:
+        arch, arch_params, _ = self.space.sample(hp)
+        keras.utils.set_random_seed(self.cfg.seed)
+        return models.build_model(arch, **arch_params)
+
+    def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs) -> dict:
+        arch, arch_params, train_params = self.space.sample(hp)
+        tc = TrainConfig(arch=arch, epochs=epochs or self.cfg.epochs, augment=self.space.augment,
+                         patience=self.cfg.patience, seed=self.cfg.seed, **train_params)
+        start = time.perf_counter()
+        history = fit(model, self.train_xy, self.val_xy, tc, callbacks=list(callbacks), initial_epoch=initial_epoch)
+        seconds = time.perf_counter() - start
+        return {"val_accuracy": float(max(history.history["val_accuracy"])),
+                "val_loss": float(min(history.history["val_loss"])),
+                "seconds": seconds, "params": float(model.count_params()), "macs": float(models.count_macs(model)),
+                WORKER_METRIC + self.worker: 1.0}
+
+
+def _hypermodel_class():
+    """A keras_tuner.HyperModel subclass made on demand (keras_tuner is imported only when tuning)."""
+    import keras_tuner as kt
+
+    class _Hyper(ZooHyperModel, kt.HyperModel):
+        def __init__(self, *args):
+            ZooHyperModel.__init__(self, *args)
+            kt.HyperModel.__init__(self)
+
+    return _Hyper
+
+
+def _distribution(cfg: TuneConfig) -> tuple[str, str]:
+    """Set Keras Tuner's environment for the role; returns (role, worker name)."""
+    for name in ENV:
+        os.environ.pop(name, None)
+    if cfg.oracle is None:
+        return "local", cfg.worker_id or "local"
+    host, _, port = cfg.oracle.rpartition(":")
+    if not host or not port.isdigit():
+        raise FmnistEdgeError(f"--oracle {cfg.oracle!r}: give HOST:PORT, e.g. 10.0.0.5:8000")
+    os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = host, port
+    os.environ["KERASTUNER_TUNER_ID"] = "chief" if cfg.role == "chief" else cfg.worker_id
+    return cfg.role, "chief" if cfg.role == "chief" else cfg.worker_id
+
+
+def make_tuner(cfg: TuneConfig, worker: str):
+    import keras_tuner as kt
+
+    space = SPACES[cfg.space]
+    hypermodel = _hypermodel_class()(space, cfg, worker)
+    common = {"objective": kt.Objective("val_accuracy", "max"), "seed": cfg.seed,
+              "directory": str(Path(cfg.out) / "search"), "project_name": cfg.space, "overwrite": False}
+    if cfg.tuner == "hyperband":
+        return kt.Hyperband(hypermodel, max_epochs=cfg.epochs, factor=3, **common)
+    trials = cfg.max_trials or space.size or 20
+    cls = kt.RandomSearch if cfg.tuner == "random" else kt.BayesianOptimization
+    return cls(hypermodel, max_trials=trials, **common)
+
+
+def _rows(oracle) -> list[TrialRow]:
+    rows = []
+    for trial in sorted(oracle.trials.values(), key=lambda t: t.trial_id):
+        metrics = trial.metrics
+        names = list(metrics.metrics)
+
+        def best(name):
+            return metrics.get_best_value(name) if name in names else None
+
+        worker = next((n[len(WORKER_METRIC):] for n in names if n.startswith(WORKER_METRIC)), "")
+        values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
+        params, macs = best("params"), best("macs")
+        rows.append(TrialRow(trial.trial_id, str(trial.status).split(".")[-1], worker, values,
+                             best("val_accuracy"), int(params) if params is not None else None,
+                             int(macs) if macs is not None else None,
+                             round(best("seconds"), 1) if best("seconds") is not None else None))
+    return rows
+
+
+def write_results(rows: list[TrialRow], out: Path) -> None:
+    """results.csv, results.md and tuning.png (validation accuracy against MACs)."""
+    names = sorted({k for r in rows for k in r.hyperparameters})
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["trial_id", "status", "worker", *names, "val_accuracy", "params", "macs", "seconds"])
+    for r in rows:
+        writer.writerow([r.trial_id, r.status, r.worker, *(r.hyperparameters.get(n, "") for n in names),
+                         "" if r.val_accuracy is None else f"{r.val_accuracy:.4f}", r.params, r.macs, r.seconds])
+    write_text_atomic(out / "results.csv", buf.getvalue())
+    done = sorted([r for r in rows if r.val_accuracy is not None], key=lambda r: -r.val_accuracy)
+    lines = ["| rank | trial | worker | " + " | ".join(names) + " | val accuracy | params | MACs | seconds |",
+             "|---:|---|---|" + "---|" * len(names) + "---:|---:|---:|---:|"]
+    for rank, r in enumerate(done, 1):
+        lines.append(f"| {rank} | {r.trial_id} | {r.worker} | "
+                     + " | ".join(str(r.hyperparameters.get(n, "")) for n in names)
+                     + f" | {r.val_accuracy:.4f} | {r.params:,} | {r.macs:,} | {r.seconds} |")
+    write_text_atomic(out / "results.md", "\n".join(lines) + "\n")
+    if done:
+        _plot(done, out / "tuning.png")
+
+
+def _plot(rows: list[TrialRow], path: Path) -> None:
+    from edge_runtime.plots import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.scatter([r.macs for r in rows], [100 * r.val_accuracy for r in rows], c="tab:blue", label="trials")
+    ax.scatter([rows[0].macs], [100 * rows[0].val_accuracy], s=120, facecolors="none", edgecolors="red",
+               label=f"best: trial {rows[0].trial_id}")
+    ax.set_xscale("log")
+    ax.set_xlabel("multiply-accumulates per image")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)
+
+
+def tune(cfg: TuneConfig) -> TuneReport:
+    """Run (or join, or resume) the search; the chief or a local search also trains the best into DIR/best."""
+    if cfg.space not in SPACES:
+        raise FmnistEdgeError(f"unknown search space {cfg.space!r}; choose one of {', '.join(SPACES)}")
+    role, worker = _distribution(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tuner = make_tuner(cfg, worker)
+    log.info("%s search, space %s, tuner %s, results in %s", role, cfg.space, cfg.tuner, out)
+    tuner.search(verbose=0)
+    report = TuneReport(cfg.space, cfg.tuner, str(out), role)
+    if role == "worker":  # the chief has the results; say what this worker did
+        return report
+    report.trials = _rows(tuner.oracle)
+    write_results(report.trials, out)
+    best_trial = tuner.oracle.get_best_trials(1)
+    if best_trial:
+        report.best = _train_best(best_trial[0], cfg, out)
+    write_json_atomic(out / "summary.json", report.to_dict())
+    return report
+
+
+def _train_best(trial, cfg: TuneConfig, out: Path) -> dict:
+    """Train the best configuration again into DIR/best and measure its test accuracy, once."""
+    space = SPACES[cfg.space]
+    arch, arch_params, train_params = space.sample(trial.hyperparameters)
+    tc = TrainConfig(arch=arch, arch_params=arch_params, epochs=cfg.epochs, augment=space.augment,
+                     patience=cfg.patience, seed=cfg.seed, limit=cfg.limit, data_dir=cfg.data_dir,
+                     out=str(out / "best"), **train_params)
+    result = train(tc)
+    values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
+    return {"trial_id": trial.trial_id, "hyperparameters": values, "val_accuracy": trial.score,
+            "test_accuracy": result.test_accuracy, "params": result.params, "macs": result.macs,
+            "model": str(out / "best" / "model.keras")}
+
+
+__all__ = ["SPACES", "TUNERS", "TuneConfig", "TuneReport", "tune"]
