@@ -10,10 +10,13 @@ CLI := $(VENV)/bin/fmnist-edge
 RUN ?= runs/demo
 PHOTOS ?= ../shared/real-photos
 BUNDLE ?= runs/bundle
+BUNDLE_ARCH ?= edge
+ZOO ?= runs/zoo
+ZOO_ARCHS ?= seed-a seed-b seed-c seed-d edge
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
 APT_PACKAGES := dataset-fashion-mnist
 
-.PHONY: setup system-deps venv demo test lint bundled-model benchmarks clean
+.PHONY: setup system-deps venv demo test lint bundled-model zoo benchmarks clean
 
 setup: system-deps venv
 
@@ -59,11 +62,22 @@ lint: venv
 
 # The int8 models inside edge_runtime/models: the recipe, through the export gate.
 bundled-model: setup
-	$(CLI) train --photos $(PHOTOS) --out $(BUNDLE)
+	$(CLI) train --arch $(BUNDLE_ARCH) --photos $(PHOTOS) --out $(BUNDLE)
 	$(CLI) export $(BUNDLE)/model.keras --int8 --out $(BUNDLE)/export
 	cp $(BUNDLE)/export/model_int8.tflite edge_runtime/models/default_int8.tflite
 	cp $(BUNDLE)/export/model_int8.onnx edge_runtime/models/default_int8.onnx
 	$(CLI) evaluate edge_runtime/models/default_int8.tflite edge_runtime/models/default_int8.onnx --photos $(PHOTOS)
+
+# Every zoo architecture trained with the bundled model's recipe and exported in every precision.
+zoo: setup
+	for arch in $(ZOO_ARCHS); do \
+	  $(CLI) train --arch $$arch --photos $(PHOTOS) --out $(ZOO)/$$arch && \
+	  $(CLI) export $(ZOO)/$$arch/model.keras --int8 --fp16 --dynamic --out $(ZOO)/$$arch/export || exit 1; \
+	done
+
+# BENCHMARKS.md and its plots from the zoo (`make zoo` first).
+benchmarks: setup
+	$(PY) benchmarks/run_matrix.py $(ZOO) --threads 1,2 --photos $(PHOTOS)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -126,7 +126,7 @@ class ZooHyperModel:
         return models.build_model(arch, **arch_params)
 
     def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs) -> dict:
-        arch, arch_params, train_params = self.space.sample(hp)
+        arch, _, train_params = self.space.sample(hp)
         tc = TrainConfig(arch=arch, epochs=epochs or self.cfg.epochs, augment=self.space.augment,
                          patience=self.cfg.patience, seed=self.cfg.seed, **train_params)
         start = time.perf_counter()
@@ -181,10 +181,9 @@ def make_tuner(cfg: TuneConfig, worker: str):
 def _rows(oracle) -> list[TrialRow]:
     rows = []
     for trial in sorted(oracle.trials.values(), key=lambda t: t.trial_id):
-        metrics = trial.metrics
-        names = list(metrics.metrics)
+        names = list(trial.metrics.metrics)
 
-        def best(name):
+        def best(name, metrics=trial.metrics, names=names):
             return metrics.get_best_value(name) if name in names else None
 
         worker = next((n[len(WORKER_METRIC):] for n in names if n.startswith(WORKER_METRIC)), "")
