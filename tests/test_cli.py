@@ -59,5 +59,8 @@ def test_arch_params_reach_the_model(tmp_path, fmnist_dir):
                            "--arch-param", "dropout=0.2", "--limit", "256", "--epochs", "1",
                            "--data-dir", str(fmnist_dir), "--out", str(tmp_path / "run"))
     assert metrics["config"]["arch_params"] == {"separable": True, "fc": 0, "dropout": 0.2}
+    recipe = models.RECIPES["edge"]  # the edge recipe fills what the command line leaves out
+    assert metrics["config"]["patience"] == recipe["patience"] and metrics["config"]["epochs"] == 1
+    assert metrics["config"]["augment_config"]["erase_prob"] == recipe["erase"]
     expected = models.build_model("edge", separable=True, fc=0, dropout=0.2)
     assert metrics["params"] == expected.count_params() != models.build_model("edge").count_params()

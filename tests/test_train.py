@@ -52,6 +52,24 @@ def test_identity_augmentation_is_exact():
     np.testing.assert_allclose(out, images, atol=1e-3)
 
 
+def test_random_erasing_blanks_one_rectangle_in_a_share_of_images():
+    images = np.full((400, 28, 28, 1), 200.0, np.float32)
+    only_erase = AugmentConfig(shift=0, rotation_deg=0, zoom=0, flip=False, gain=0, blur_prob=0, noise_std=0,
+                               erase_prob=0.5, erase_area=(0.02, 0.15))
+    out = augment_batch(tf.constant(images), tf.constant([4, 2]), only_erase).numpy()
+    erased = out == 0
+    share = erased.mean(axis=(1, 2, 3))
+    picked = share > 0
+    assert 0.4 < picked.mean() < 0.6
+    assert share.max() <= 0.15 + 2 * 28 / 784  # at most the largest area, give or take a pixel row/column
+    assert set(np.unique(out)) <= {0.0, 200.0}  # erased to background, the rest untouched
+    for image in erased[picked][:50, :, :, 0]:  # one axis-aligned rectangle: its bounding box is all erased
+        rows, cols = np.nonzero(image.any(axis=1))[0], np.nonzero(image.any(axis=0))[0]
+        assert image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()
+    again = augment_batch(tf.constant(images), tf.constant([4, 2]), only_erase).numpy()
+    np.testing.assert_array_equal(out, again)
+
+
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory, fmnist_dir):
     """One epoch on 400 real images: the end-to-end training run of the suite."""

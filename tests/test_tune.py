@@ -13,6 +13,8 @@ import pytest
 
 from conftest import run_cli, run_cli_json
 
+from toolkit import models
+
 GRID = {"lr": {0.001, 0.0001, 1e-05}, "batch_size": {32, 64, 128}, "dropout": {0.1, 0.3, 0.5}}
 QUICK = ["--epochs", "1", "--limit", "300"]
 
@@ -86,7 +88,9 @@ def test_edge_space_builds_the_edge_family(tmp_path, fmnist_dir):
                           "--data-dir", str(fmnist_dir))
     for row in read_results(tmp_path):
         assert int(row["macs"]) < 4_468_224  # smaller than seed-b, as the family is meant to be
-    assert json.loads((tmp_path / "best" / "metrics.json").read_text())["arch"] == "edge"
+    metrics = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    assert metrics["arch"] == "edge"
+    assert metrics["config"]["augment_config"]["erase_prob"] == models.RECIPES["edge"]["erase"]  # edge's recipe
     assert report["best"]["test_accuracy"] > 0
 
 

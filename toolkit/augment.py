@@ -38,6 +38,11 @@ class AugmentConfig:
     """Share of images replaced by a Gaussian-blurred copy (an out-of-focus camera)."""
     noise_std: float = 3.0
     """Largest standard deviation of added Gaussian noise, in 0..255 pixel units."""
+    erase_prob: float = 0.0
+    """Share of images with one rectangle set to background (random erasing): a part of the item
+    hidden, cut off by the frame edge or missed by the preprocessing's mask."""
+    erase_area: tuple[float, float] = (0.02, 0.15)
+    """Smallest and largest erased area, as a fraction of the image."""
 
 
 def _affine_transforms(batch: int, cfg: AugmentConfig, seeds: tf.Tensor, size: float,
@@ -89,4 +94,26 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, cfg: AugmentConfig,
         std = strength * tf.random.stateless_uniform([batch, 1, 1, 1], seed=seeds[7], maxval=cfg.noise_std)
         noise_seed = tf.random.experimental.stateless_fold_in(seeds[7], 1)
         x = x + std * tf.random.stateless_normal(tf.shape(x), seed=noise_seed)
+    if cfg.erase_prob > 0:
+        x = _erase(x, tf.random.experimental.stateless_fold_in(seed, 9), cfg, strength)
     return tf.clip_by_value(x, 0.0, 255.0)
+
+
+def _erase(x: tf.Tensor, seed: tf.Tensor, cfg: AugmentConfig, strength: tf.Tensor) -> tf.Tensor:
+    """Random erasing: one rectangle per picked image, any aspect from 1:3 to 3:1, clipped by the edges."""
+    batch, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+    seeds = tf.random.experimental.stateless_split(seed, num=5)
+
+    def uniform(i: int, low: float = 0.0, high: float = 1.0) -> tf.Tensor:
+        return tf.random.stateless_uniform([batch, 1, 1, 1], seed=seeds[i], minval=low, maxval=high)
+
+    h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    area = uniform(0, *cfg.erase_area) * h * w
+    aspect = tf.exp(uniform(1, math.log(1 / 3), math.log(3)))
+    half_h, half_w = tf.sqrt(area * aspect) / 2, tf.sqrt(area / aspect) / 2
+    cy, cx = uniform(2) * h, uniform(3) * w
+    rows = tf.reshape(tf.range(h), [1, -1, 1, 1]) + 0.5
+    cols = tf.reshape(tf.range(w), [1, 1, -1, 1]) + 0.5
+    inside = (tf.abs(rows - cy) < half_h) & (tf.abs(cols - cx) < half_w)
+    pick = uniform(4) < cfg.erase_prob * strength
+    return tf.where(inside & pick, 0.0, x)

@@ -110,16 +110,19 @@ def parse_arch_params(pairs: tuple[str, ...]) -> dict:
 @click.option("--arch-param", "arch_params", multiple=True, metavar="NAME=VALUE",
               help="An architecture hyperparameter, e.g. dropout=0.3 or separable=true; repeatable.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Most epochs (early stopping may end sooner).  [default: 40]")
+              help="Most epochs (early stopping may end sooner).  [default: the architecture's recipe: 40, edge 80]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True,
               help="Peak learning rate (cosine decay over --epochs).")
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Camera-like augmentation: shifts, rotation, zoom, flips, gain, blur, noise.")
+@click.option("--erase", type=click.FloatRange(0, 1), default=None,
+              help="Share of images with a random rectangle erased to background (occlusion, cut-offs).  "
+                   "[default: the architecture's recipe: 0, edge 0.5]")
 @click.option("--val-split", type=float, default=0.1, show_default=True,
               help="Share of the training set held out for validation.")
 @click.option("--patience", type=click.IntRange(min=1), default=None,
-              help="Epochs without a better validation loss before stopping.  [default: 6]")
+              help="Epochs without a better validation loss before stopping.  [default: 6, edge 20]")
 @click.option("--limit", type=click.IntRange(min=2), default=None, help="Train on the first N images only.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @data_dir_option
@@ -142,9 +145,15 @@ def train(as_json: bool, **options) -> None:
         models.build_model(options["arch"], **options["arch_params"])
     except (TypeError, ValueError) as exc:
         raise click.BadParameter(str(exc), param_hint="--arch-param") from None
+    from toolkit.augment import AugmentConfig
     from toolkit.train import TrainConfig
     from toolkit.train import train as run_training
 
+    recipe = models.RECIPES.get(options["arch"], {})
+    for name in ("epochs", "patience", "erase"):
+        if options[name] is None:
+            options[name] = recipe.get(name)
+    options["augment_config"] = AugmentConfig(erase_prob=options.pop("erase") or 0.0)
     cfg = TrainConfig(**{k: v for k, v in options.items() if v is not None})
     report = run_training(cfg)
     if as_json:

@@ -27,6 +27,7 @@ from pathlib import Path
 from edge_runtime.errors import FmnistEdgeError
 from edge_runtime.fsutil import write_json_atomic, write_text_atomic
 from toolkit import data, models
+from toolkit.augment import AugmentConfig
 from toolkit.tf import keras
 from toolkit.train import TrainConfig, fit, split_validation, train
 
@@ -112,6 +113,11 @@ class TuneReport:
         return asdict(self)
 
 
+def recipe_augmentation(arch: str) -> AugmentConfig:
+    """The default augmentation with the architecture's own random erasing (toolkit.models.RECIPES)."""
+    return AugmentConfig(erase_prob=models.RECIPES.get(arch, {}).get("erase", 0.0))
+
+
 class ZooHyperModel:
     """Builds a trial's model and trains it with toolkit.train's pipeline on the validation split."""
 
@@ -128,7 +134,8 @@ class ZooHyperModel:
     def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs) -> dict:
         arch, _, train_params = self.space.sample(hp)
         tc = TrainConfig(arch=arch, epochs=epochs or self.cfg.epochs, augment=self.space.augment,
-                         patience=self.cfg.patience, seed=self.cfg.seed, **train_params)
+                         augment_config=recipe_augmentation(arch), patience=self.cfg.patience, seed=self.cfg.seed,
+                         **train_params)
         start = time.perf_counter()
         history = fit(model, self.train_xy, self.val_xy, tc, callbacks=list(callbacks), initial_epoch=initial_epoch)
         seconds = time.perf_counter() - start
@@ -261,8 +268,8 @@ def _train_best(trial, cfg: TuneConfig, out: Path) -> dict:
     space = SPACES[cfg.space]
     arch, arch_params, train_params = space.sample(trial.hyperparameters)
     tc = TrainConfig(arch=arch, arch_params=arch_params, epochs=cfg.epochs, augment=space.augment,
-                     patience=cfg.patience, seed=cfg.seed, limit=cfg.limit, data_dir=cfg.data_dir,
-                     out=str(out / "best"), **train_params)
+                     augment_config=recipe_augmentation(arch), patience=cfg.patience, seed=cfg.seed,
+                     limit=cfg.limit, data_dir=cfg.data_dir, out=str(out / "best"), **train_params)
     result = train(tc)
     values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
     return {"trial_id": trial.trial_id, "hyperparameters": values, "val_accuracy": trial.score,
