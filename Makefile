@@ -72,7 +72,7 @@ bundled-model: setup
 zoo: setup
 	for arch in $(ZOO_ARCHS); do \
 	  $(CLI) train --arch $$arch --photos $(PHOTOS) --out $(ZOO)/$$arch && \
-	  $(CLI) export $(ZOO)/$$arch/model.keras --int8 --fp16 --dynamic --out $(ZOO)/$$arch/export || exit 1; \
+	  $(CLI) export $(ZOO)/$$arch/model.keras --int8 --fp16 --out $(ZOO)/$$arch/export || exit 1; \
 	done
 
 # BENCHMARKS.md and its plots from the zoo (`make zoo` first).

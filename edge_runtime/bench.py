@@ -122,8 +122,22 @@ COLUMNS = ("model", "precision", "backend", "threads", "batch", "size_bytes", "l
            "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput_ips", "peak_rss_mb")
 
 
-def _cells(r: BenchResult) -> list[str]:
-    return [Path(r.model).name, r.precision, f"{r.backend} {r.backend_version}", str(r.threads), str(r.batch),
+def display_names(paths: list[str]) -> dict[str, str]:
+    """Each path's shortest trailing part that no other path shares: `model_int8.tflite` alone, or
+    `edge/export/model_int8.tflite` when two runs' files have the same name."""
+    parts = {p: Path(p).parts for p in set(paths)}
+    names = {}
+    for path, own in parts.items():
+        for n in range(1, len(own) + 1):
+            tail = own[-n:]
+            if all(other[-n:] != tail for q, other in parts.items() if q != path):
+                break
+        names[path] = str(Path(*tail))
+    return names
+
+
+def _cells(r: BenchResult, name: str) -> list[str]:
+    return [name, r.precision, f"{r.backend} {r.backend_version}", str(r.threads), str(r.batch),
             f"{r.size_bytes / 1024:.0f} KB", f"{r.load_ms:.1f}", f"{r.first_ms:.3f}", f"{r.p50_ms:.4f}",
             f"{r.p90_ms:.4f}", f"{r.p99_ms:.4f}", f"{r.mean_ms:.4f}", f"{r.std_ms:.4f}",
             f"{r.throughput_ips:,.0f}", f"{r.peak_rss_mb:.0f}"]
@@ -144,7 +158,8 @@ def device_line(dev: dict) -> str:
 
 
 def format_text(report: BenchReport) -> str:
-    rows = [HEADERS] + [_cells(r) for r in report.results]
+    names = display_names([r.model for r in report.results])
+    rows = [HEADERS] + [_cells(r, names[r.model]) for r in report.results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
              for row in rows]
@@ -155,5 +170,6 @@ def format_text(report: BenchReport) -> str:
 def format_markdown(report: BenchReport) -> str:
     lines = [f"Device: {device_line(report.device)}", "", "| " + " | ".join(HEADERS) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(HEADERS) - 1)) + "|"]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in report.results]
+    names = display_names([r.model for r in report.results])
+    lines += ["| " + " | ".join(_cells(r, names[r.model])) + " |" for r in report.results]
     return "\n".join(lines)

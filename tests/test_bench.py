@@ -71,3 +71,14 @@ def test_conflicting_formats_refused(exported):
 def test_bad_thread_list_refused():
     proc = run_cli("bench", "--threads", "1,x", check=False)
     assert proc.returncode == 2 and "thread counts" in proc.stderr
+
+
+def test_display_names_tell_same_named_files_apart():
+    from edge_runtime.bench import display_names
+
+    names = display_names(["runs/zoo/edge/export/model_int8.tflite", "runs/zoo/seed-b/export/model_int8.tflite",
+                           "runs/zoo/edge/export/model_int8.onnx", "/abs/other.tflite"])
+    assert names == {"runs/zoo/edge/export/model_int8.tflite": "edge/export/model_int8.tflite",
+                     "runs/zoo/seed-b/export/model_int8.tflite": "seed-b/export/model_int8.tflite",
+                     "runs/zoo/edge/export/model_int8.onnx": "model_int8.onnx",
+                     "/abs/other.tflite": "other.tflite"}
