@@ -329,12 +329,15 @@ def evaluate(models: tuple[str, ...], data_dir: str | None, limit: int | None, t
         from toolkit.photos import evaluate_models
 
         photo_scores = evaluate_models(paths, photos, photo_split, threads)
+    from edge_runtime.bench import display_names
+
+    names = display_names([r.path for r in results])
     if plot:
         import numpy as np
 
         from edge_runtime.plots import plot_confusions
 
-        plot_confusions([(f"{Path(r.path).name}: {r.accuracy:.4f}", np.array(r.confusion)) for r in results], plot)
+        plot_confusions([(f"{names[r.path]}: {r.accuracy:.4f}", np.array(r.confusion)) for r in results], plot)
     if as_json:
         report = as_dict(results)
         for row, scored in zip(report["models"], photo_scores or [], strict=False):
@@ -343,14 +346,16 @@ def evaluate(models: tuple[str, ...], data_dir: str | None, limit: int | None, t
         return
     from edge_runtime.labels import CLASS_NAMES
 
-    head = f"{'model':<32}{'accuracy':>9}{'agree':>8}  " + " ".join(f"{n[:7]:>7}" for n in CLASS_NAMES)
+    width = max(32, *(len(n) + 2 for n in names.values()))
+    head = f"{'model':<{width}}{'accuracy':>9}{'agree':>8}  " + " ".join(f"{n[:7]:>7}" for n in CLASS_NAMES)
     click.echo(f"{len(labels)} test images\n{head}")
     for r in results:
         per_class = " ".join(f"{a:>7.3f}" for a in r.per_class_accuracy)
-        click.echo(f"{Path(r.path).name:<32}{r.accuracy:>9.4f}{r.top1_agreement_with_first:>8.4f}  {per_class}")
+        click.echo(f"{names[r.path]:<{width}}{r.accuracy:>9.4f}{r.top1_agreement_with_first:>8.4f}  {per_class}")
     for scored in photo_scores or []:
         per_class = ", ".join(f"{k} {v:.2f}" for k, v in scored["per_class"].items())
-        click.echo(f"{Path(scored['path']).name}: {scored['accuracy']:.4f} of {scored['photos']} {scored['split']} "
+        name = names.get(scored["path"], scored["path"])
+        click.echo(f"{name}: {scored['accuracy']:.4f} of {scored['photos']} {scored['split']} "
                    f"real photos right ({per_class}); mean confidence on {scored['ood_photos']} "
                    f"out-of-distribution photos {scored['ood_mean_confidence']:.2f}")
 
