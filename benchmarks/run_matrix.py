@@ -132,10 +132,12 @@ def render(archs: list[dict], rows: list[dict], device: dict, photos: dict, args
              "## Architectures", "",
              "Test accuracy is on the 10,000 Fashion-MNIST test images through the edge runtime; real photos is "
              "the share of the held-out half of ../shared/real-photos classified right through the camera's "
-             "preprocessing; latency is int8 TFLite, batch 1, one thread.", "",
+             "preprocessing; latency is int8 TFLite, batch 1, one thread. Each model is what `make zoo` makes: "
+             "`fmnist-edge train --arch ARCH --photos ...` with the architecture's recipe (epochs run in the "
+             "last column), then `fmnist-edge export --int8 --fp16`.", "",
              "| arch | params | MACs | fp32 size | int8 size | fp32 accuracy | int8 accuracy | int8 p50 ms | "
-             "int8 p99 ms | real photos (int8) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "int8 p99 ms | real photos (int8) | epochs |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     t1 = min(int(t) for t in args.threads.split(","))
     for a in archs:
         by = {(Path(r["path"]).name): r for r in a["export"]["models"]}
@@ -145,7 +147,8 @@ def render(archs: list[dict], rows: list[dict], device: dict, photos: dict, args
         lines.append(
             f"| {m['arch']} | {m['params']:,} | {m['macs']:,} | {fp32['size_bytes'] / 1024:.0f} KB | "
             f"{int8['size_bytes'] / 1024:.0f} KB | {100 * fp32['accuracy']:.2f}% | {100 * int8['accuracy']:.2f}% | "
-            f"{lat['p50_ms']:.4f} | {lat['p99_ms']:.4f} | {_fmt_photo(photos.get(int8['path']))} |")
+            f"{lat['p50_ms']:.4f} | {lat['p99_ms']:.4f} | {_fmt_photo(photos.get(int8['path']))} | "
+            f"{m['epochs_run']} |")
     lines += ["", "![accuracy against latency](benchmarks/accuracy_latency.png)",
               "![accuracy against size](benchmarks/accuracy_size.png)", "",
               "## Every file", "",

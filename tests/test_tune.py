@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, run_cli_json
+from conftest import error_line, run_cli, run_cli_json
 
 from toolkit import models
 
@@ -35,7 +35,9 @@ def local_search(tmp_path_factory, fmnist_dir):
 def test_seed_004_trials_come_from_the_seeds_grid(local_search):
     out, report = local_search
     rows = read_results(out)
+    assert report["tuner"] == "grid"  # seed-004's own tuner: every combination once
     assert len(rows) == 3 and len({r["trial_id"] for r in rows}) == 3
+    assert len({(r["lr"], r["batch_size"], r["dropout"]) for r in rows}) == 3
     for row in rows:
         assert row["status"] == "COMPLETED" and row["worker"] == "local"
         assert float(row["lr"]) in GRID["lr"] and int(row["batch_size"]) in GRID["batch_size"]
@@ -86,8 +88,11 @@ def test_other_tuners(tuner, extra, tmp_path, fmnist_dir):
 def test_edge_space_builds_the_edge_family(tmp_path, fmnist_dir):
     report = run_cli_json("tune", "--space", "edge", "--max-trials", "2", *QUICK, "--out", str(tmp_path),
                           "--data-dir", str(fmnist_dir))
-    for row in read_results(tmp_path):
-        assert int(row["macs"]) < 4_468_224  # smaller than seed-b, as the family is meant to be
+    for row in read_results(tmp_path):  # each trial's model is the family member its hyperparameters name
+        params = {name: row[name] in ("1", "True") if isinstance(choices[0], bool) else type(choices[0])(
+                  float(row[name])) for name, choices in models.EDGE_SPACE.items()}  # Keras Tuner stores bools as 0/1
+        model = models.build_model("edge", **params)
+        assert (int(row["params"]), int(row["macs"])) == (model.count_params(), models.count_macs(model))
     metrics = json.loads((tmp_path / "best" / "metrics.json").read_text())
     assert metrics["arch"] == "edge"
     assert metrics["config"]["augment_config"]["erase_prob"] == models.RECIPES["edge"]["erase"]  # edge's recipe
@@ -103,6 +108,11 @@ def test_edge_space_builds_the_edge_family(tmp_path, fmnist_dir):
 def test_conflicting_flags_refused(args, message):
     proc = run_cli("tune", *args, check=False)
     assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_grid_refused_for_the_edge_space():
+    proc = run_cli("tune", "--space", "edge", "--tuner", "grid", check=False)
+    assert error_line(proc).startswith("Error: the edge space is too large for a grid; use --tuner random")
 
 
 def free_port() -> int:

@@ -426,9 +426,10 @@ def info(model: str | None, as_json: bool) -> None:
 @cli.command()
 @click.option("--space", type=click.Choice(["seed-004", "edge"]), default="seed-004", show_default=True,
               help="seed-004: the seeds' grid on seed-b; edge: the edge architecture family.")
-@click.option("--tuner", type=click.Choice(["random", "bayesian", "hyperband"]), default="random", show_default=True)
+@click.option("--tuner", type=click.Choice(["grid", "random", "bayesian", "hyperband"]), default=None,
+              help="[default: grid for seed-004, random for edge]")
 @click.option("--max-trials", type=click.IntRange(min=1), default=None,
-              help="Trials to run (random, bayesian).  [default: the whole seed-004 grid (27), else 20]")
+              help="Trials to run (grid, random, bayesian).  [default: the whole seed-004 grid (27), else 20]")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
               help="Epochs per trial (hyperband: the most any trial gets).")
 @click.option("--limit", type=click.IntRange(min=10), default=None, help="Use the first N training images.")

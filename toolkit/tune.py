@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from edge_runtime.errors import FmnistEdgeError
@@ -33,7 +34,7 @@ from toolkit.train import TrainConfig, fit, split_validation, train
 
 log = logging.getLogger(__name__)
 
-TUNERS = ("random", "bayesian", "hyperband")
+TUNERS = ("grid", "random", "bayesian", "hyperband")
 ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 WORKER_METRIC = "worker:"
 
@@ -47,6 +48,8 @@ class Space:
     """Number of distinct configurations, None when continuous."""
     augment: bool
     """Whether trials train with augmentation (the seeds tuned without)."""
+    tuner: str
+    """The tuner when --tuner is not given."""
 
 
 def _seed_004(hp) -> tuple[str, dict, dict]:
@@ -63,17 +66,18 @@ def _edge(hp) -> tuple[str, dict, dict]:
 
 
 SPACES = {
-    "seed-004": Space(_seed_004, 27, augment=False),
-    "edge": Space(_edge, None, augment=True),
+    "seed-004": Space(_seed_004, 27, augment=False, tuner="grid"),
+    "edge": Space(_edge, None, augment=True, tuner="random"),
 }
 
 
 @dataclass
 class TuneConfig:
     space: str = "seed-004"
-    tuner: str = "random"
+    tuner: str | None = None
+    """grid, random, bayesian or hyperband; default: the space's own (seed-004 grid, edge random)."""
     max_trials: int | None = None
-    """Trials to run (random, bayesian); default: the whole grid, or 20. Hyperband derives its own."""
+    """Trials to run (grid, random, bayesian); default: the whole grid, or 20. Hyperband derives its own."""
     epochs: int = 10
     limit: int | None = None
     out: str = "runs/tune"
@@ -171,6 +175,31 @@ def _distribution(cfg: TuneConfig) -> tuple[str, str]:
     return cfg.role, "chief" if cfg.role == "chief" else cfg.worker_id
 
 
+def _grid_oracle_class():
+    """An oracle that hands out every combination of the space's choices once, in order.
+
+    Keras Tuner's random oracle gives up after 20 draws in a row that hit tried combinations, so it
+    can stop short of a small grid (26 of 27 here), and its GridSearch oracle keeps its queue out of
+    the saved state, so it cannot resume. This one asks only the oracle's saved record of tried
+    values, so it resumes, and runs on the chief for a distributed search like any oracle.
+    """
+    import keras_tuner as kt
+
+    class GridOracle(kt.Oracle):
+        def populate_space(self, trial_id):
+            space = self.get_space().space
+            names = [hp.name for hp in space]
+            for combination in itertools.product(*(hp.values for hp in space)):
+                values = dict(zip(names, combination, strict=True))
+                if not self._duplicate(values):
+                    return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
+            if self.ongoing_trials:
+                return {"status": kt.engine.trial.TrialStatus.IDLE, "values": None}
+            return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
+
+    return GridOracle
+
+
 def make_tuner(cfg: TuneConfig, worker: str):
     import keras_tuner as kt
 
@@ -180,6 +209,10 @@ def make_tuner(cfg: TuneConfig, worker: str):
               "directory": str(Path(cfg.out) / "search"), "project_name": cfg.space, "overwrite": False}
     if cfg.tuner == "hyperband":
         return kt.Hyperband(hypermodel, max_epochs=cfg.epochs, factor=3, **common)
+    if cfg.tuner == "grid":
+        oracle = _grid_oracle_class()(objective=common.pop("objective"), seed=common.pop("seed"),
+                                      max_trials=cfg.max_trials or space.size)
+        return kt.Tuner(oracle, hypermodel, **common)
     trials = cfg.max_trials or space.size or 20
     cls = kt.RandomSearch if cfg.tuner == "random" else kt.BayesianOptimization
     return cls(hypermodel, max_trials=trials, **common)
@@ -245,6 +278,11 @@ def tune(cfg: TuneConfig) -> TuneReport:
     """Run (or join, or resume) the search; the chief or a local search also trains the best into DIR/best."""
     if cfg.space not in SPACES:
         raise FmnistEdgeError(f"unknown search space {cfg.space!r}; choose one of {', '.join(SPACES)}")
+    if cfg.tuner is None:
+        cfg = replace(cfg, tuner=SPACES[cfg.space].tuner)
+    if cfg.tuner == "grid" and SPACES[cfg.space].size is None:
+        raise FmnistEdgeError(f"the {cfg.space} space is too large for a grid; use --tuner random, bayesian or "
+                              "hyperband")
     role, worker = _distribution(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
