@@ -84,14 +84,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("zoo", type=Path)
     parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--runs", default="1000")
+    parser.add_argument("--runs", default="5000")
+    parser.add_argument("--warmup", default="500")
     parser.add_argument("--photos", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args()
 
     archs = collect(args.zoo)
     files = [row["path"] for a in archs for row in a["export"]["models"] if row["passed"]]
-    bench = run_json("bench", *files, "--threads", args.threads, "--runs", args.runs, "--warmup", "100")
+    bench = run_json("bench", *files, "--threads", args.threads, "--runs", args.runs, "--warmup", args.warmup)
     results_dir = ROOT / "benchmarks" / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / f"{platform.node() or 'machine'}.json").write_text(json.dumps(bench, indent=2) + "\n")
@@ -126,7 +127,8 @@ def render(archs: list[dict], rows: list[dict], device: dict, photos: dict, args
     from edge_runtime.bench import device_line
 
     lines = ["# Benchmarks", "",
-             f"Measured with `python benchmarks/run_matrix.py {args.zoo} --threads {args.threads} --runs {args.runs}"
+             f"Measured with `python benchmarks/run_matrix.py {args.zoo} --threads {args.threads} --runs {args.runs} "
+             f"--warmup {args.warmup}"
              + (f" --photos {args.photos}`" if args.photos else "`") + " (every number below comes from that run).",
              "", f"Machine: {device_line(device)}", "",
              "## Architectures", "",
