@@ -145,15 +145,14 @@ def train(as_json: bool, **options) -> None:
         models.build_model(options["arch"], **options["arch_params"])
     except (TypeError, ValueError) as exc:
         raise click.BadParameter(str(exc), param_hint="--arch-param") from None
-    from toolkit.augment import AugmentConfig
-    from toolkit.train import TrainConfig
+    from toolkit.train import TrainConfig, recipe_augmentation
     from toolkit.train import train as run_training
 
     recipe = models.RECIPES.get(options["arch"], {})
-    for name in ("epochs", "patience", "erase"):
+    for name in ("epochs", "patience"):
         if options[name] is None:
             options[name] = recipe.get(name)
-    options["augment_config"] = AugmentConfig(erase_prob=options.pop("erase") or 0.0)
+    options["augment_config"] = recipe_augmentation(options["arch"], options.pop("erase"))
     cfg = TrainConfig(**{k: v for k, v in options.items() if v is not None})
     report = run_training(cfg)
     if as_json:

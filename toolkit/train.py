@@ -26,10 +26,18 @@ from edge_runtime.metrics import classification_report, confusion_matrix
 from edge_runtime.plots import plot_confusion, pyplot, save_figure
 from toolkit import data
 from toolkit.augment import AugmentConfig, augment_batch
-from toolkit.models import DEFAULT_ARCH, build_model, count_macs
+from toolkit.models import DEFAULT_ARCH, RECIPES, build_model, count_macs
 from toolkit.tf import keras, tf
 
 log = logging.getLogger(__name__)
+
+
+def recipe_augmentation(arch: str, erase: float | None = None) -> AugmentConfig:
+    """The default augmentation with random erasing at `erase`, or at the architecture's recipe
+    (toolkit.models.RECIPES) when that is None."""
+    if erase is None:
+        erase = RECIPES.get(arch, {}).get("erase", 0.0)
+    return AugmentConfig(erase_prob=erase)
 
 
 @dataclass

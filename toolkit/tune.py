@@ -16,6 +16,7 @@ resumes from DIR.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 import logging
@@ -28,9 +29,8 @@ from pathlib import Path
 from edge_runtime.errors import FmnistEdgeError
 from edge_runtime.fsutil import write_json_atomic, write_text_atomic
 from toolkit import data, models
-from toolkit.augment import AugmentConfig
 from toolkit.tf import keras
-from toolkit.train import TrainConfig, fit, split_validation, train
+from toolkit.train import TrainConfig, fit, recipe_augmentation, split_validation, train
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +117,13 @@ class TuneReport:
         return asdict(self)
 
 
-def recipe_augmentation(arch: str) -> AugmentConfig:
-    """The default augmentation with the architecture's own random erasing (toolkit.models.RECIPES)."""
-    return AugmentConfig(erase_prob=models.RECIPES.get(arch, {}).get("erase", 0.0))
+def trial_config(cfg: TuneConfig, hp, epochs: int, **extra) -> TrainConfig:
+    """How a configuration trains, in a trial and again for DIR/best: the same settings in both."""
+    space = SPACES[cfg.space]
+    arch, arch_params, train_params = space.sample(hp)
+    return TrainConfig(arch=arch, arch_params=arch_params, epochs=epochs, augment=space.augment,
+                       augment_config=recipe_augmentation(arch), patience=cfg.patience, seed=cfg.seed,
+                       **train_params, **extra)
 
 
 class ZooHyperModel:
@@ -127,8 +131,12 @@ class ZooHyperModel:
 
     def __init__(self, space: Space, cfg: TuneConfig, worker: str):
         self.space, self.cfg, self.worker = space, cfg, worker
-        images, labels = data.load_split("train", cfg.data_dir, limit=cfg.limit)
-        self.train_xy, self.val_xy = split_validation(images, labels, 0.1, cfg.seed)
+
+    @functools.cached_property
+    def splits(self):
+        """(train, validation), loaded on the first trial: a chief that only hands out trials never needs them."""
+        images, labels = data.load_split("train", self.cfg.data_dir, limit=self.cfg.limit)
+        return split_validation(images, labels, 0.1, self.cfg.seed)
 
     def build(self, hp) -> keras.Model:
         arch, arch_params, _ = self.space.sample(hp)
@@ -136,12 +144,9 @@ class ZooHyperModel:
         return models.build_model(arch, **arch_params)
 
     def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs) -> dict:
-        arch, _, train_params = self.space.sample(hp)
-        tc = TrainConfig(arch=arch, epochs=epochs or self.cfg.epochs, augment=self.space.augment,
-                         augment_config=recipe_augmentation(arch), patience=self.cfg.patience, seed=self.cfg.seed,
-                         **train_params)
+        tc = trial_config(self.cfg, hp, epochs or self.cfg.epochs)
         start = time.perf_counter()
-        history = fit(model, self.train_xy, self.val_xy, tc, callbacks=list(callbacks), initial_epoch=initial_epoch)
+        history = fit(model, *self.splits, tc, callbacks=list(callbacks), initial_epoch=initial_epoch)
         seconds = time.perf_counter() - start
         return {"val_accuracy": float(max(history.history["val_accuracy"])),
                 "val_loss": float(min(history.history["val_loss"])),
@@ -171,8 +176,9 @@ def _distribution(cfg: TuneConfig) -> tuple[str, str]:
     if not host or not port.isdigit():
         raise FmnistEdgeError(f"--oracle {cfg.oracle!r}: give HOST:PORT, e.g. 10.0.0.5:8000")
     os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = host, port
-    os.environ["KERASTUNER_TUNER_ID"] = "chief" if cfg.role == "chief" else cfg.worker_id
-    return cfg.role, "chief" if cfg.role == "chief" else cfg.worker_id
+    name = "chief" if cfg.role == "chief" else cfg.worker_id
+    os.environ["KERASTUNER_TUNER_ID"] = name
+    return cfg.role, name
 
 
 def _grid_oracle_class():
@@ -303,11 +309,8 @@ def tune(cfg: TuneConfig) -> TuneReport:
 
 def _train_best(trial, cfg: TuneConfig, out: Path) -> dict:
     """Train the best configuration again into DIR/best and measure its test accuracy, once."""
-    space = SPACES[cfg.space]
-    arch, arch_params, train_params = space.sample(trial.hyperparameters)
-    tc = TrainConfig(arch=arch, arch_params=arch_params, epochs=cfg.epochs, augment=space.augment,
-                     augment_config=recipe_augmentation(arch), patience=cfg.patience, seed=cfg.seed,
-                     limit=cfg.limit, data_dir=cfg.data_dir, out=str(out / "best"), **train_params)
+    tc = trial_config(cfg, trial.hyperparameters, cfg.epochs, limit=cfg.limit, data_dir=cfg.data_dir,
+                      out=str(out / "best"))
     result = train(tc)
     values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
     return {"trial_id": trial.trial_id, "hyperparameters": values, "val_accuracy": trial.score,
