@@ -115,3 +115,73 @@ def test_seeded_runs_repeat(short_run, fmnist_dir, tmp_path):
                          "--data-dir", str(fmnist_dir), "--out", str(tmp_path))
     assert again["test_accuracy"] == first["test_accuracy"]
     assert again["test_loss"] == pytest.approx(first["test_loss"], rel=1e-5)
+
+
+def _softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.exp((logits - logits.max(axis=1, keepdims=True)) / temperature)
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def test_distillation_loss_is_the_scaled_kl_divergence_to_the_softened_teacher():
+    from toolkit.train import set_valued_loss, targets
+
+    rng = np.random.default_rng(0)
+    student_logits, teacher_logits = rng.normal(size=(6, 10)), rng.normal(size=(6, 10)) * 2
+    student, teacher = _softmax(student_logits), _softmax(teacher_logits)
+    y_true = np.concatenate([targets(np.arange(6)), teacher], axis=1).astype(np.float32)
+    hard = set_valued_loss(0.3)(tf.constant(y_true[:, :11]), tf.constant(student, tf.float32)).numpy()
+    np.testing.assert_allclose(hard, -np.log(student[np.arange(6), np.arange(6)]), rtol=1e-4)
+
+    got = set_valued_loss(0.3, 0.7, 4.0)(tf.constant(y_true), tf.constant(student, tf.float32)).numpy()
+    soft_t, soft_s = _softmax(teacher_logits, 4.0), _softmax(student_logits, 4.0)
+    kl = (soft_t * np.log(soft_t / soft_s)).sum(axis=1)
+    np.testing.assert_allclose(got, 0.3 * hard + 0.7 * 16.0 * kl, rtol=1e-4)
+    # A model that already answers as the teacher does pays only the hard part.
+    same = set_valued_loss(0.3, 0.7, 4.0)(tf.constant(y_true), tf.constant(teacher, tf.float32)).numpy()
+    hard_same = set_valued_loss(0.3)(tf.constant(y_true[:, :11]), tf.constant(teacher, tf.float32)).numpy()
+    np.testing.assert_allclose(same, 0.3 * hard_same, rtol=1e-4, atol=1e-6)
+
+
+def _constant_teacher(path, answer: int, outputs: int = 10):
+    """A 'model' that gives class `answer` nearly all its probability, whatever the image."""
+    from toolkit.tf import keras
+
+    inputs = keras.Input((28, 28, 1))
+    dense = keras.layers.Dense(outputs, activation="softmax", kernel_initializer="zeros",
+                               bias_initializer=keras.initializers.Constant(np.eye(outputs)[answer % outputs] * 8))
+    model = keras.Model(inputs, dense(keras.layers.Flatten()(inputs)))
+    model.save(path)
+    return path
+
+
+def test_student_learns_the_teachers_answers(fmnist_dir, tmp_path):
+    """Distilling only (weight 1) from a teacher that always says Dress: the student says Dress too,
+    although every label says otherwise; the teacher's answers really reach the loss."""
+    from toolkit import data
+    from toolkit.tf import keras
+
+    teacher = _constant_teacher(tmp_path / "teacher.keras", answer=3)
+    metrics = run_cli_json("train", "--arch", "edge", "--limit", "400", "--epochs", "3", "--seed", "1",
+                           "--teacher", str(teacher), "--distill-weight", "1", "--data-dir", str(fmnist_dir),
+                           "--out", str(tmp_path / "student"))
+    assert metrics["config"]["teachers"] == [str(teacher)]
+    student = keras.models.load_model(tmp_path / "student" / "model.keras", compile=False)
+    images, _ = data.load_split("test", fmnist_dir, limit=500)
+    said = student.predict(images.astype(np.float32), batch_size=500, verbose=0).argmax(axis=1)
+    assert (said == 3).mean() > 0.9
+    assert metrics["test_accuracy"] < 0.2  # Dress is a tenth of the test set
+
+
+def test_bad_teacher_is_a_one_line_error(fmnist_dir, tmp_path):
+    from conftest import run_cli
+
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a model")
+    wrong = _constant_teacher(tmp_path / "eleven.keras", answer=0, outputs=11)
+    for path, words in ((junk, "not a loadable Keras model"), (wrong, "10 class probabilities")):
+        proc = run_cli("train", "--limit", "100", "--epochs", "1", "--teacher", str(path), "--data-dir",
+                       str(fmnist_dir), "--out", str(tmp_path / "out"), check=False)
+        assert proc.returncode != 0
+        last = proc.stderr.strip().splitlines()[-1]
+        assert words in last and str(path) in last and "Traceback" not in proc.stderr
+        assert not (tmp_path / "out" / "model.keras").exists()

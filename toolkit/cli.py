@@ -131,6 +131,12 @@ def parse_arch_params(pairs: tuple[str, ...]) -> dict:
               help="Real-photos folder (labels.csv): its tune half joins training, its held-out half is scored.")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Fine-tune this model.keras instead of training --arch from scratch.")
+@click.option("--teacher", "teachers", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A trained model.keras to distil from; repeat it for an ensemble (their mean answer).")
+@click.option("--distill-weight", type=click.FloatRange(0, 1), default=0.7, show_default=True,
+              help="With --teacher: the share of the loss that matches the teacher's softened answers.")
+@click.option("--distill-temperature", type=click.FloatRange(min=0, min_open=True), default=4.0,
+              show_default=True, help="With --teacher: how much both answers are softened before matching.")
 @json_option
 def train(as_json: bool, **options) -> None:
     """Train a CNN; writes model.keras, metrics.json, history.json and figures to --out."""

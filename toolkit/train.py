@@ -15,6 +15,7 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,12 @@ class TrainConfig:
         shift=0.06, affine_prob=0.5, rotation_deg=8.0, zoom=0.08))
     ood_weight: float = 0.3
     """Weight of the pull towards a uniform answer for photos no class fits."""
+    teachers: tuple[str, ...] = ()
+    """model.keras files whose averaged answers the model also learns from (knowledge distillation)."""
+    distill_weight: float = 0.7
+    """Share of the loss that is the match to the teachers' softened answers (with `teachers`)."""
+    distill_temperature: float = 4.0
+    """Temperature that softens both the teachers' and the model's answers for that match."""
 
 
 @dataclass
@@ -121,14 +128,24 @@ def photo_targets(mask: np.ndarray) -> np.ndarray:
     return np.concatenate([mask, (mask.sum(axis=1, keepdims=True) == 0).astype(np.float32)], axis=1)
 
 
-def set_valued_loss(ood_weight: float):
+def set_valued_loss(ood_weight: float, distill_weight: float = 0.0, temperature: float = 1.0):
+    """The loss on targets() rows; with `distill_weight`, the rows also carry ten teacher
+    probabilities (columns 11..20) and that share of the loss is the temperature-scaled
+    KL divergence from the softened teacher to the softened model (Hinton et al. 2015)."""
     def loss(y_true, y_pred):
         p = tf.clip_by_value(y_pred, 1e-7, 1.0)
         accepted, ood = y_true[:, :10], y_true[:, 10]
         # The epsilon keeps log() finite on rows tf.where does not pick: their gradient still flows.
         in_distribution = -tf.math.log(tf.reduce_sum(p * accepted, axis=1) + 1e-7)
         uniform = -tf.reduce_mean(tf.math.log(p), axis=1) * ood_weight
-        return tf.where(ood > 0, uniform, in_distribution)
+        hard = tf.where(ood > 0, uniform, in_distribution)
+        if not distill_weight:
+            return hard
+        # Softmax outputs: log-probabilities are logits up to a per-row constant softmax ignores.
+        teacher = tf.nn.softmax(tf.math.log(tf.clip_by_value(y_true[:, 11:21], 1e-7, 1.0)) / temperature)
+        student = tf.nn.log_softmax(tf.math.log(p) / temperature)
+        kl = tf.reduce_sum(teacher * (tf.math.log(teacher + 1e-12) - student), axis=1)
+        return (1.0 - distill_weight) * hard + distill_weight * temperature ** 2 * kl
 
     return loss
 
@@ -193,23 +210,31 @@ class _StderrProgress(keras.callbacks.Callback):
 
 
 def fit(model: keras.Model, train_xy, val_xy, cfg: TrainConfig, callbacks=(),
-        photos: tuple[np.ndarray, np.ndarray] | None = None, initial_epoch: int = 0) -> keras.callbacks.History:
+        photos: tuple[np.ndarray, np.ndarray] | None = None, initial_epoch: int = 0,
+        teacher: Callable[[np.ndarray], np.ndarray] | None = None) -> keras.callbacks.History:
     """Compile and fit with Adam, a cosine schedule and early stopping that keeps the best weights.
 
-    Labels are class ids; `photos` are (images, photo_targets) mixed into every batch.
+    Labels are class ids; `photos` are (images, photo_targets) mixed into every batch. With
+    `teacher` (images -> probabilities), its answers on the un-augmented images join every target
+    and the loss distils them (cfg.distill_weight, cfg.distill_temperature).
     """
+    def with_teacher(target: np.ndarray, images: np.ndarray) -> np.ndarray:
+        return target if teacher is None else np.concatenate([target, teacher(images)], axis=1)
+
     steps = math.ceil(len(train_xy[0]) / cfg.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps * cfg.epochs, alpha=0.01)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=set_valued_loss(cfg.ood_weight),
-                  metrics=[set_accuracy])
-    train_ds = make_dataset(train_xy[0], targets(train_xy[1]), cfg.batch_size, cfg.seed,
+    loss = set_valued_loss(cfg.ood_weight, cfg.distill_weight if teacher else 0.0, cfg.distill_temperature)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=[set_accuracy])
+    if photos is not None:
+        photos = (photos[0], with_teacher(photos[1], photos[0]))
+    train_ds = make_dataset(train_xy[0], with_teacher(targets(train_xy[1]), train_xy[0]), cfg.batch_size, cfg.seed,
                             cfg.augment_config if cfg.augment else None,
                             warmup_steps=round(cfg.augment_warmup_epochs * steps), photos=photos,
                             photo_batch=cfg.photo_batch, photo_augment=cfg.photo_augment_config)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
     with contextlib.redirect_stdout(sys.stderr):
         return model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs, initial_epoch=initial_epoch,
-                         validation_data=(val_xy[0].astype(np.float32), targets(val_xy[1])),
+                         validation_data=(val_xy[0].astype(np.float32), with_teacher(targets(val_xy[1]), val_xy[0])),
                          validation_batch_size=256, callbacks=[stop, _StderrProgress(cfg.epochs), *callbacks],
                          shuffle=False, verbose=0)
 
@@ -267,6 +292,27 @@ def load_photo_sets(root: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[lis
             (held_out, photos.prepare(held_out)))
 
 
+def load_teacher(paths: Sequence[str]) -> Callable[[np.ndarray], np.ndarray]:
+    """images -> the mean of these Keras models' probabilities (an ensemble teacher)."""
+    teachers = []
+    for path in paths:
+        try:
+            model = keras.models.load_model(path, compile=False)
+        except Exception as exc:
+            raise FmnistEdgeError(f"--teacher {path}: not a loadable Keras model ({str(exc).splitlines()[0]}); "
+                                  "give a model.keras that train wrote") from None
+        if tuple(model.input_shape[1:]) != (28, 28, 1) or tuple(model.output_shape[1:]) != (10,):
+            raise FmnistEdgeError(f"--teacher {path}: takes {model.input_shape} and answers {model.output_shape}; "
+                                  "a teacher must map 28x28x1 images to 10 class probabilities")
+        teachers.append(model)
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        x = images.astype(np.float32)
+        return np.mean([m.predict(x, batch_size=512, verbose=0) for m in teachers], axis=0).astype(np.float32)
+
+    return predict
+
+
 def initial_model(cfg: TrainConfig) -> keras.Model:
     if cfg.init is None:
         return build_model(cfg.arch, **cfg.arch_params)
@@ -280,6 +326,10 @@ def train(cfg: TrainConfig) -> TrainReport:
     """Train `cfg.arch` (or fine-tune `cfg.init`) and write the contract's files into `cfg.out`."""
     out = Path(cfg.out)
     keras.utils.set_random_seed(cfg.seed)
+    teacher = None
+    if cfg.teachers:  # before the data: a bad teacher fails in a second, not after loading everything
+        log.info("distilling from %s", ", ".join(cfg.teachers))
+        teacher = load_teacher(cfg.teachers)
     images, labels = data.load_split("train", cfg.data_dir, limit=cfg.limit)
     test_images, test_labels = data.load_split("test", cfg.data_dir)
     train_xy, val_xy = split_validation(images, labels, cfg.val_split, cfg.seed)
@@ -291,7 +341,7 @@ def train(cfg: TrainConfig) -> TrainReport:
     log.info("training %s on %d images%s, validating on %d", arch, len(train_xy[0]),
              f" and {len(tune[0])} photos" if tune else "", len(val_xy[0]))
     start = time.perf_counter()
-    history = fit(model, train_xy, val_xy, cfg, photos=tune)
+    history = fit(model, train_xy, val_xy, cfg, photos=tune, teacher=teacher)
     seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     best = int(np.argmin(hist["val_loss"]))
