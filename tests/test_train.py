@@ -21,6 +21,19 @@ def test_validation_split_is_seeded_and_disjoint():
     assert len(vx) == 10 and len(tx) == 90
     assert not set(vx.ravel()) & set(tx.ravel())
     np.testing.assert_array_equal(vx, vx2)
+    (tx, _), (vx, vy) = split_validation(images, labels, 0.0, seed=3)
+    assert len(tx) == 100 and len(vx) == len(vy) == 0
+
+
+def test_no_validation_split_trains_the_whole_schedule_on_everything(fmnist_dir, tmp_path):
+    """--val-split 0: every image trains, nothing can stop the run early, the last weights are kept."""
+    metrics = run_cli_json("train", "--arch", "edge", "--limit", "300", "--epochs", "2", "--patience", "1",
+                           "--val-split", "0", "--data-dir", str(fmnist_dir), "--out", str(tmp_path))
+    assert metrics["train_images"] == 300 and metrics["val_images"] == 0
+    assert metrics["epochs_run"] == metrics["best_epoch"] == 2 and metrics["val_accuracy"] is None
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["loss"]) == 2 and not any(key.startswith("val_") for key in history)
+    assert (tmp_path / "curves.png").stat().st_size > 0
 
 
 def test_augmentation_is_seeded_and_keeps_shape_and_range():

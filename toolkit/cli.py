@@ -120,7 +120,8 @@ def parse_arch_params(pairs: tuple[str, ...]) -> dict:
               help="Share of images with a random rectangle erased to background (occlusion, cut-offs).  "
                    "[default: the architecture's recipe: 0, edge 0.5]")
 @click.option("--val-split", type=float, default=0.1, show_default=True,
-              help="Share of the training set held out for validation.")
+              help="Share of the training set held out for validation.  0 trains on all of it for exactly "
+                   "--epochs (no early stopping): a final model once the recipe is chosen on a split.")
 @click.option("--patience", type=click.IntRange(min=1), default=None,
               help="Epochs without a better validation loss before stopping.  [default: 6, edge 20]")
 @click.option("--limit", type=click.IntRange(min=2), default=None, help="Train on the first N images only.")

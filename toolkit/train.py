@@ -90,7 +90,8 @@ class TrainReport:
     params: int
     macs: int
     best_epoch: int
-    val_accuracy: float
+    val_accuracy: float | None
+    """None when --val-split 0 left no validation split."""
     train_images: int
     val_images: int
     out: str
@@ -104,9 +105,12 @@ class TrainReport:
 
 
 def split_validation(images: np.ndarray, labels: np.ndarray, val_split: float, seed: int):
-    """A seeded random validation split taken from the training set, never the test set."""
-    if not 0.0 < val_split < 1.0:
-        raise FmnistEdgeError(f"--val-split must be between 0 and 1, not {val_split}")
+    """A seeded random validation split taken from the training set, never the test set; with
+    `val_split` 0, everything trains and the validation split is empty."""
+    if not 0.0 <= val_split < 1.0:
+        raise FmnistEdgeError(f"--val-split must be at least 0 and below 1, not {val_split}")
+    if val_split == 0:
+        return (images, labels), (images[:0], labels[:0])
     order = np.random.default_rng(seed).permutation(len(images))
     n_val = max(1, round(len(images) * val_split))
     if n_val >= len(images):
@@ -212,7 +216,8 @@ class _StderrProgress(keras.callbacks.Callback):
 def fit(model: keras.Model, train_xy, val_xy, cfg: TrainConfig, callbacks=(),
         photos: tuple[np.ndarray, np.ndarray] | None = None, initial_epoch: int = 0,
         teacher: Callable[[np.ndarray], np.ndarray] | None = None) -> keras.callbacks.History:
-    """Compile and fit with Adam, a cosine schedule and early stopping that keeps the best weights.
+    """Compile and fit with Adam, a cosine schedule and early stopping that keeps the best weights;
+    with an empty validation split, for exactly cfg.epochs, keeping the last weights.
 
     Labels are class ids; `photos` are (images, photo_targets) mixed into every batch. With
     `teacher` (images -> probabilities), its answers on the un-augmented images join every target
@@ -231,12 +236,14 @@ def fit(model: keras.Model, train_xy, val_xy, cfg: TrainConfig, callbacks=(),
                             cfg.augment_config if cfg.augment else None,
                             warmup_steps=round(cfg.augment_warmup_epochs * steps), photos=photos,
                             photo_batch=cfg.photo_batch, photo_augment=cfg.photo_augment_config)
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
+    validation, watch = None, []
+    if len(val_xy[0]):
+        validation = (val_xy[0].astype(np.float32), with_teacher(targets(val_xy[1]), val_xy[0]))
+        watch = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)]
     with contextlib.redirect_stdout(sys.stderr):
         return model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs, initial_epoch=initial_epoch,
-                         validation_data=(val_xy[0].astype(np.float32), with_teacher(targets(val_xy[1]), val_xy[0])),
-                         validation_batch_size=256, callbacks=[stop, _StderrProgress(cfg.epochs), *callbacks],
-                         shuffle=False, verbose=0)
+                         validation_data=validation, validation_batch_size=256,
+                         callbacks=[*watch, _StderrProgress(cfg.epochs), *callbacks], shuffle=False, verbose=0)
 
 
 def plot_curves(history: dict, path: Path, title: str) -> None:
@@ -245,7 +252,8 @@ def plot_curves(history: dict, path: Path, title: str) -> None:
     epochs = np.arange(1, len(history["loss"]) + 1)
     for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
         ax.plot(epochs, history[key], label=f"train {key}")
-        ax.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
         ax.set_xlabel("epoch")
         ax.set_title(key)
         ax.grid(alpha=0.3)
@@ -344,7 +352,8 @@ def train(cfg: TrainConfig) -> TrainReport:
     history = fit(model, train_xy, val_xy, cfg, photos=tune, teacher=teacher)
     seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    best = int(np.argmin(hist["val_loss"]))
+    # Without a validation split the run is the whole schedule and keeps its last weights.
+    best = int(np.argmin(hist["val_loss"])) if "val_loss" in hist else len(hist["loss"]) - 1
     accuracy, loss, pred = evaluate_keras(model, test_images, test_labels)
     photo_report = None
     if held_out is not None:
@@ -356,7 +365,8 @@ def train(cfg: TrainConfig) -> TrainReport:
     report = TrainReport(
         arch=arch, test_accuracy=accuracy, test_loss=loss, epochs_run=len(hist["loss"]),
         train_seconds=round(seconds, 1), params=int(model.count_params()), macs=count_macs(model),
-        best_epoch=best + 1, val_accuracy=hist["val_accuracy"][best], train_images=len(train_xy[0]),
+        best_epoch=best + 1, val_accuracy=hist["val_accuracy"][best] if "val_accuracy" in hist else None,
+        train_images=len(train_xy[0]),
         val_images=len(val_xy[0]), out=str(out), config=asdict(cfg), photos=photo_report)
     write_outputs(model, hist, report, test_labels, pred, out)
     return report
