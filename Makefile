@@ -12,11 +12,13 @@ PHOTOS ?= ../shared/real-photos
 BUNDLE ?= runs/bundle
 ZOO ?= runs/zoo
 ZOO_ARCHS ?= seed-a seed-b seed-c seed-d edge
+ZOO_MODELS = $(foreach arch,$(ZOO_ARCHS),$(ZOO)/$(arch)/model.keras)
 BUNDLE_ARCH ?= edge
 # The bundled model's recipe on top of its architecture's: every training image (the recipe was
 # chosen on a validation split), and the answers of the whole zoo distilled alongside the labels.
-BUNDLE_TEACHERS ?= $(foreach arch,$(ZOO_ARCHS),$(ZOO)/$(arch)/model.keras)
-BUNDLE_FLAGS ?= --val-split 0 $(addprefix --teacher ,$(BUNDLE_TEACHERS)) --distill-weight 0.5 --distill-temperature 2
+# The teachers are also the target's prerequisites: BUNDLE_TEACHERS= trains without any.
+BUNDLE_TEACHERS ?= $(ZOO_MODELS)
+BUNDLE_FLAGS ?= --val-split 0 --distill-weight 0.5 --distill-temperature 2
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
 APT_PACKAGES := dataset-fashion-mnist
 
@@ -67,7 +69,8 @@ lint: venv
 # The int8 models inside edge_runtime/models: the recipe, through the export gate. Its teachers are
 # the zoo's models, trained first when missing (about 2 h on one core; `make zoo` also exports them).
 bundled-model: setup $(BUNDLE_TEACHERS)
-	$(CLI) train --arch $(BUNDLE_ARCH) $(BUNDLE_FLAGS) --photos $(PHOTOS) --out $(BUNDLE)
+	$(CLI) train --arch $(BUNDLE_ARCH) $(BUNDLE_FLAGS) $(addprefix --teacher ,$(BUNDLE_TEACHERS)) \
+	  --photos $(PHOTOS) --out $(BUNDLE)
 	$(CLI) export $(BUNDLE)/model.keras --int8 --out $(BUNDLE)/export
 	cp $(BUNDLE)/export/model_int8.tflite edge_runtime/models/default_int8.tflite
 	cp $(BUNDLE)/export/model_int8.onnx edge_runtime/models/default_int8.onnx
@@ -78,7 +81,7 @@ bundled-model: setup $(BUNDLE_TEACHERS)
 $(ZOO)/%/model.keras: | setup
 	$(CLI) train --arch $* --photos $(PHOTOS) --out $(ZOO)/$*
 
-zoo: setup $(BUNDLE_TEACHERS)
+zoo: setup $(ZOO_MODELS)
 	for arch in $(ZOO_ARCHS); do \
 	  $(CLI) export $(ZOO)/$$arch/model.keras --int8 --fp16 --out $(ZOO)/$$arch/export || exit 1; \
 	done
