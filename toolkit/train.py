@@ -352,8 +352,11 @@ def train(cfg: TrainConfig) -> TrainReport:
     history = fit(model, train_xy, val_xy, cfg, photos=tune, teacher=teacher)
     seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    # Without a validation split the run is the whole schedule and keeps its last weights.
-    best = int(np.argmin(hist["val_loss"])) if "val_loss" in hist else len(hist["loss"]) - 1
+    if "val_loss" in hist:
+        best = int(np.argmin(hist["val_loss"]))
+        val_accuracy = hist["val_accuracy"][best]
+    else:  # without a validation split the run is the whole schedule and keeps its last weights
+        best, val_accuracy = len(hist["loss"]) - 1, None
     accuracy, loss, pred = evaluate_keras(model, test_images, test_labels)
     photo_report = None
     if held_out is not None:
@@ -365,8 +368,7 @@ def train(cfg: TrainConfig) -> TrainReport:
     report = TrainReport(
         arch=arch, test_accuracy=accuracy, test_loss=loss, epochs_run=len(hist["loss"]),
         train_seconds=round(seconds, 1), params=int(model.count_params()), macs=count_macs(model),
-        best_epoch=best + 1, val_accuracy=hist["val_accuracy"][best] if "val_accuracy" in hist else None,
-        train_images=len(train_xy[0]),
+        best_epoch=best + 1, val_accuracy=val_accuracy, train_images=len(train_xy[0]),
         val_images=len(val_xy[0]), out=str(out), config=asdict(cfg), photos=photo_report)
     write_outputs(model, hist, report, test_labels, pred, out)
     return report
