@@ -66,15 +66,15 @@ test: setup
 lint: venv
 	$(VENV)/bin/ruff check toolkit converters edge_runtime benchmarks tests
 
-# The int8 models inside edge_runtime/models: the recipe, through the export gate. Its teachers are
+# The int8 models inside edge_runtime/core/models: the recipe, through the export gate. Its teachers are
 # the zoo's models, trained first when missing (about 2 h on one core; `make zoo` also exports them).
 bundled-model: setup $(BUNDLE_TEACHERS)
 	$(CLI) train --arch $(BUNDLE_ARCH) $(BUNDLE_FLAGS) $(addprefix --teacher ,$(BUNDLE_TEACHERS)) \
 	  --photos $(PHOTOS) --out $(BUNDLE)
 	$(CLI) export $(BUNDLE)/model.keras --int8 --out $(BUNDLE)/export
-	cp $(BUNDLE)/export/model_int8.tflite edge_runtime/models/default_int8.tflite
-	cp $(BUNDLE)/export/model_int8.onnx edge_runtime/models/default_int8.onnx
-	$(CLI) evaluate edge_runtime/models/default_int8.tflite edge_runtime/models/default_int8.onnx --photos $(PHOTOS)
+	cp $(BUNDLE)/export/model_int8.tflite edge_runtime/core/models/default_int8.tflite
+	cp $(BUNDLE)/export/model_int8.onnx edge_runtime/core/models/default_int8.onnx
+	$(CLI) evaluate edge_runtime/core/models/default_int8.tflite edge_runtime/core/models/default_int8.onnx --photos $(PHOTOS)
 
 # Every zoo architecture trained with its own recipe on the real photos too, and exported in every
 # precision.

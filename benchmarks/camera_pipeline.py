@@ -49,12 +49,14 @@ def main() -> int:
     median_fps = statistics.median(r["fps"] for r in runs)
     stages = best["stage_ms"]
     if args.markdown:
-        print("| frames | runs | best FPS | median FPS | p50 ms | p99 ms | decode+wait ms | preprocess ms | "
-              "inference ms | draw ms |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        print(f"| {best['frames']} | {len(runs)} | {best['fps']:.0f} | {median_fps:.0f} | {best['p50_ms']:.3f} | "
-              f"{best['p99_ms']:.3f} | {stages['wait']:.3f} | {stages['preprocess']:.3f} | "
-              f"{stages['inference']:.3f} | {stages['draw']:.3f} |")
+        from edge_runtime.tools.tables import markdown_table
+
+        headers = ["frames", "runs", "best FPS", "median FPS", "p50 ms", "p99 ms", "decode+wait ms", "preprocess ms",
+                   "inference ms", "draw ms"]
+        row = [best["frames"], len(runs), f"{best['fps']:.0f}", f"{median_fps:.0f}", f"{best['p50_ms']:.3f}",
+               f"{best['p99_ms']:.3f}", f"{stages['wait']:.3f}", f"{stages['preprocess']:.3f}",
+               f"{stages['inference']:.3f}", f"{stages['draw']:.3f}"]
+        print(markdown_table(headers, [row], "r" * len(headers)))
     else:
         print(json.dumps({"runs": runs, "best_fps": best["fps"], "median_fps": median_fps}, indent=2))
     return 0

@@ -1,7 +1,7 @@
 """Is `fmnist-edge bench` measuring the model or itself? Compare it with a bare interpreter loop.
 
 Times, alternately in one process, (a) a bare LiteRT `set_tensor/invoke/get_tensor` loop on the
-file's own input tensor and (b) `edge_runtime.bench.measure` (the harness `bench` runs, including
+file's own input tensor and (b) `edge_runtime.tools.bench.measure` (the harness `bench` runs, including
 the quantization of uint8 pixels and the dequantization of the output), each at batch 1 on one
 thread, and prints the p50 of both and their ratio.
 
@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from edge_runtime.backends.litert import interpreter_module
-from edge_runtime.bench import measure
+from edge_runtime.core.backends.litert import interpreter_module
+from edge_runtime.tools.bench import measure
 
 
 def bare_p50(path: str, runs: int) -> float:

@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from edge_runtime.tools.tables import markdown_table
+
 
 def machine_name(report: dict, path: Path) -> str:
     device = report.get("device", {})
@@ -36,14 +38,11 @@ def merge(reports: list[tuple[Path, dict]], p99: bool = False) -> str:
             value = f"{r['p50_ms']:.4f}" + (f" / {r['p99_ms']:.4f}" if p99 else "")
             cells.setdefault(key, {})[name] = value
     unit = "p50 / p99 ms" if p99 else "p50 ms"
+    rows = [[*key, *(cells[key].get(n, "-") for n in names)] for key in sorted(cells)]
     lines = [f"Latency ({unit}) per machine", "",
-             "| model | precision | runtime | threads | batch | " + " | ".join(names) + " |",
-             "|---|---|---|---:|---:|" + "---:|" * len(names)]
-    for key in sorted(cells):
-        model, precision, backend, threads, batch = key
-        row = [cells[key].get(n, "-") for n in names]
-        lines.append(f"| {model} | {precision} | {backend} | {threads} | {batch} | " + " | ".join(row) + " |")
-    lines += ["", "Machines:"]
+             markdown_table(["model", "precision", "runtime", "threads", "batch", *names], rows,
+                            "lllrr" + "r" * len(names)),
+             "", "Machines:"]
     for name, (path, report) in zip(names, reports, strict=True):
         d = report.get("device", {})
         lines.append(f"- {name}: {d.get('cpu')}, {d.get('cores_usable')} cores, {d.get('os')}, "

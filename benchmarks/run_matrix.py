@@ -57,7 +57,7 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
 
 
 def plot(rows: list[dict], x_key: str, x_label: str, path: Path) -> None:
-    from edge_runtime.plots import pyplot, save_figure
+    from edge_runtime.tools.plots import pyplot, save_figure
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -123,9 +123,28 @@ def _fmt_photo(value) -> str:
     return f"{100 * value:.1f}%" if value is not None else "-"
 
 
-def render(archs: list[dict], rows: list[dict], device: dict, photos: dict, args) -> str:
-    from edge_runtime.bench import device_line
+def _arch_row(a: dict, rows: list[dict], photos: dict, threads: int) -> list[str]:
+    """One architecture: its training facts, its fp32 and int8 TFLite files, their latency and photo score."""
+    by = {Path(r["path"]).name: r for r in a["export"]["models"]}
+    fp32, int8 = by["model_fp32.tflite"], by["model_int8.tflite"]
+    lat = next(r for r in rows if r["model"] == int8["path"] and r["threads"] == threads)
+    m = a["metrics"]
+    return [m["arch"], f"{m['params']:,}", f"{m['macs']:,}", f"{fp32['size_bytes'] / 1024:.0f} KB",
+            f"{int8['size_bytes'] / 1024:.0f} KB", f"{100 * fp32['accuracy']:.2f}%", f"{100 * int8['accuracy']:.2f}%",
+            f"{lat['p50_ms']:.4f}", f"{lat['p99_ms']:.4f}", _fmt_photo(photos.get(int8["path"])), m["epochs_run"]]
 
+
+def _file_row(r: dict) -> list[str]:
+    return [r["arch"], Path(r["model"]).name, f"{r['backend']} {r['backend_version']}", r["threads"],
+            f"{r['size_bytes'] / 1024:.0f} KB", f"{100 * r['accuracy']:.2f}%", f"{r['p50_ms']:.4f}",
+            f"{r['p99_ms']:.4f}", f"{r['throughput_ips']:,.0f}", f"{r['peak_rss_mb']:.0f}"]
+
+
+def render(archs: list[dict], rows: list[dict], device: dict, photos: dict, args) -> str:
+    from edge_runtime.tools.bench import device_line
+    from edge_runtime.tools.tables import markdown_table
+
+    t1 = min(int(t) for t in args.threads.split(","))
     lines = ["# Benchmarks", "",
              f"Measured with `python benchmarks/run_matrix.py {args.zoo} --threads {args.threads} --runs {args.runs} "
              f"--warmup {args.warmup}"
@@ -137,31 +156,16 @@ def render(archs: list[dict], rows: list[dict], device: dict, photos: dict, args
              "preprocessing; latency is int8 TFLite, batch 1, one thread. Each model is what `make zoo` makes: "
              "`fmnist-edge train --arch ARCH --photos ...` with the architecture's recipe (epochs run in the "
              "last column), then `fmnist-edge export --int8 --fp16`.", "",
-             "| arch | params | MACs | fp32 size | int8 size | fp32 accuracy | int8 accuracy | int8 p50 ms | "
-             "int8 p99 ms | real photos (int8) | epochs |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    t1 = min(int(t) for t in args.threads.split(","))
-    for a in archs:
-        by = {(Path(r["path"]).name): r for r in a["export"]["models"]}
-        fp32, int8 = by.get("model_fp32.tflite"), by.get("model_int8.tflite")
-        lat = next((r for r in rows if r["model"] == int8["path"] and r["threads"] == t1), None) if int8 else None
-        m = a["metrics"]
-        lines.append(
-            f"| {m['arch']} | {m['params']:,} | {m['macs']:,} | {fp32['size_bytes'] / 1024:.0f} KB | "
-            f"{int8['size_bytes'] / 1024:.0f} KB | {100 * fp32['accuracy']:.2f}% | {100 * int8['accuracy']:.2f}% | "
-            f"{lat['p50_ms']:.4f} | {lat['p99_ms']:.4f} | {_fmt_photo(photos.get(int8['path']))} | "
-            f"{m['epochs_run']} |")
-    lines += ["", "![accuracy against latency](benchmarks/accuracy_latency.png)",
-              "![accuracy against size](benchmarks/accuracy_size.png)", "",
-              "## Every file", "",
-              "| arch | file | runtime | threads | size | accuracy | p50 ms | p99 ms | images/s | peak RSS MB |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['arch']} | {Path(r['model']).name} | {r['backend']} {r['backend_version']} | "
-                     f"{r['threads']} | {r['size_bytes'] / 1024:.0f} KB | {100 * r['accuracy']:.2f}% | "
-                     f"{r['p50_ms']:.4f} | {r['p99_ms']:.4f} | {r['throughput_ips']:,.0f} | {r['peak_rss_mb']:.0f} |")
-    lines += ["", "Other machines: run `fmnist-edge bench --json` there and merge the files with "
-              "`python benchmarks/merge.py benchmarks/results/*.json`.", ""]
+             markdown_table(["arch", "params", "MACs", "fp32 size", "int8 size", "fp32 accuracy", "int8 accuracy",
+                             "int8 p50 ms", "int8 p99 ms", "real photos (int8)", "epochs"],
+                            [_arch_row(a, rows, photos, t1) for a in archs]),
+             "", "![accuracy against latency](benchmarks/accuracy_latency.png)",
+             "![accuracy against size](benchmarks/accuracy_size.png)", "",
+             "## Every file", "",
+             markdown_table(["arch", "file", "runtime", "threads", "size", "accuracy", "p50 ms", "p99 ms", "images/s",
+                             "peak RSS MB"], [_file_row(r) for r in rows], "lllrrrrrrr"),
+             "", "Other machines: run `fmnist-edge bench --json` there and merge the files with "
+             "`python benchmarks/merge.py benchmarks/results/*.json`.", ""]
     return "\n".join(lines)
 
 

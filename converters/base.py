@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.core.errors import FmnistEdgeError
 
 
 class ExportError(FmnistEdgeError):

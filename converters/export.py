@@ -19,16 +19,21 @@ import numpy as np
 
 from converters import metadata as meta
 from converters import onnx as onnx_conv
+from converters import tf as tf_loader
 from converters import tflite as tflite_conv
-from converters.base import ExportError, ExportedModel, Target
-from converters.validate import GateError, GateLimits, Reference, check, predict_file
-from edge_runtime.backends import open_backend
-from edge_runtime.fsutil import temp_beside, write_json_atomic
-from edge_runtime.metadata import ModelMetadata, onnx_metadata_props, tflite_with_metadata
+from converters.base import ExportedModel, ExportError, Target
+from converters.validate import GateError, GateLimits, Reference, check
+from edge_runtime.core.backends import open_backend, predict_file
+from edge_runtime.core.errors import first_line
+from edge_runtime.core.files import temp_beside, write_json_atomic
+from edge_runtime.core.metadata import ModelMetadata, onnx_metadata_props, tflite_with_metadata
+from edge_runtime.tools.tables import text_table
 
 log = logging.getLogger(__name__)
 
 FORMATS = {"tflite": tflite_conv.PRECISIONS, "onnx": onnx_conv.PRECISIONS}
+FORMAT_CHOICES = (*FORMATS, "all")
+"""What `export --format` takes."""
 
 
 def plan(fmt: str = "all", int8: bool = False, fp16: bool = False, dynamic: bool = False) -> list[Target]:
@@ -62,6 +67,12 @@ class ExportReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def format_text(self) -> str:
+        rows = [[Path(r.path).name, f"{r.size_bytes / 1e6:.2f}MB", f"{r.accuracy:.4f}", f"{r.top1_agreement:.4f}",
+                 f"{r.max_abs_diff:.2e}", "pass" if r.passed else "FAIL: " + "; ".join(r.failures)]
+                for r in self.models]
+        return text_table(["file", "size", "accuracy", "agreement", "max diff", "gate"], rows, "lrrrrl")
 
 
 class _Converter:
@@ -123,13 +134,12 @@ def _install(target: Target, out: Path, render: Callable, ref: Reference, arch: 
 def export(keras_path: str | Path, out: str | Path, targets: list[Target], calibration: np.ndarray,
            test_images: np.ndarray, test_labels: np.ndarray, limits: GateLimits | None = None) -> ExportReport:
     """Export, gate and install every target; raise GateError listing every failure after trying all."""
-    from toolkit.tf import keras
-
+    _, keras = tf_loader.load()
     keras_path, out, limits = Path(keras_path), Path(out), limits or GateLimits()
     try:
         model = keras.models.load_model(keras_path, compile=False)
     except Exception as exc:
-        raise ExportError(f"{keras_path}: not a loadable Keras model ({str(exc).splitlines()[0]})") from None
+        raise ExportError(f"{keras_path}: not a loadable Keras model ({first_line(exc)})") from None
     source_sha = meta.sha256_file(keras_path)
     ref = Reference(test_images, test_labels, model.predict(test_images.astype(np.float32), batch_size=1000, verbose=0))
     convert = _Converter(model, calibration)
@@ -141,7 +151,7 @@ def export(keras_path: str | Path, out: str | Path, targets: list[Target], calib
                           len(test_images), rows)
     write_json_atomic(out / "export_report.json", report.to_dict())
     if not all(r.passed for r in rows):
-        raise GateError(rows)
+        raise GateError(report)
     return report
 
 

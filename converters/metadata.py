@@ -6,10 +6,9 @@ import hashlib
 from pathlib import Path
 
 from edge_runtime._version import __version__
-from edge_runtime.backends import TensorSpec
-from edge_runtime.labels import CLASS_NAMES
-from edge_runtime.metadata import ModelMetadata
-from edge_runtime.preprocess import PREPROCESSING_VERSION
+from edge_runtime.core.backends import TensorSpec
+from edge_runtime.core.contract import CLASS_NAMES, PREPROCESSING_VERSION
+from edge_runtime.core.metadata import ModelMetadata
 
 
 def sha256_file(path: str | Path) -> str:

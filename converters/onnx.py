@@ -7,25 +7,29 @@ from pathlib import Path
 
 import numpy as np
 
+from converters import tf as tf_loader
 from converters.base import ExportError
-from toolkit.tf import keras, tf
+from converters.tf import quiet_conversion
+from edge_runtime.core.errors import first_line
 
 PRECISIONS = ("fp32", "dynamic", "int8")
 OPSET = 17
 INPUT_NAME = "pixels"
 
 
-def to_onnx(model: keras.Model):
-    """The fp32 ModelProto. `from_keras` is broken with Keras 3, so go through a tf.function."""
+def to_onnx(model):
+    """The fp32 ModelProto of a Keras model. `from_keras` is broken with Keras 3, so go through a tf.function."""
     import onnx
     import tf2onnx
 
+    tf, _ = tf_loader.load()
     signature = [tf.TensorSpec([None, 28, 28, 1], tf.float32, name=INPUT_NAME)]
     function = tf.function(lambda pixels: model(pixels, training=False))
     try:
-        proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=OPSET)
+        with quiet_conversion():
+            proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=OPSET)
     except Exception as exc:
-        raise ExportError(f"ONNX conversion failed: {str(exc).splitlines()[0]}") from None
+        raise ExportError(f"ONNX conversion failed: {first_line(exc)}") from None
     onnx.checker.check_model(proto, full_check=True)
     return proto
 
@@ -52,18 +56,23 @@ def quantize(proto, precision: str, calibration: np.ndarray | None = None):
     with tempfile.TemporaryDirectory(prefix="fmnist-edge-onnx-") as tmp:
         src, pre, dst = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "q.onnx")
         onnx.save(proto, src)
-        # Symbolic shape inference needs sympy; the graph's shapes are static apart from the batch.
-        q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        if precision == "int8":
-            q.quantize_static(str(pre), str(dst), _Calibration(calibration, INPUT_NAME),
-                              quant_format=q.QuantFormat.QDQ, per_channel=True,
-                              activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
-                              calibrate_method=q.CalibrationMethod.MinMax)
-        elif precision == "dynamic":
-            q.quantize_dynamic(str(pre), str(dst), weight_type=q.QuantType.QInt8, per_channel=True)
-        else:
-            raise ExportError(f"ONNX has no precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        with quiet_conversion():
+            _quantize_file(q, precision, calibration, pre, src, dst)
         out = onnx.load(str(dst))
     onnx.checker.check_model(out, full_check=True)
     return out
 
+
+def _quantize_file(q, precision: str, calibration: np.ndarray | None, pre: Path, src: Path, dst: Path) -> None:
+    """ONNX Runtime's quantization tools, file to file."""
+    # Symbolic shape inference needs sympy; the graph's shapes are static apart from the batch.
+    q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    if precision == "int8":
+        q.quantize_static(str(pre), str(dst), _Calibration(calibration, INPUT_NAME),
+                          quant_format=q.QuantFormat.QDQ, per_channel=True,
+                          activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+                          calibrate_method=q.CalibrationMethod.MinMax)
+    elif precision == "dynamic":
+        q.quantize_dynamic(str(pre), str(dst), weight_type=q.QuantType.QInt8, per_channel=True)
+    else:
+        raise ExportError(f"ONNX has no precision {precision!r}; choose one of {', '.join(PRECISIONS)}")

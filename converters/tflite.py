@@ -6,8 +6,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from converters import tf as tf_loader
 from converters.base import ExportError
-from toolkit.tf import keras, tf
+from converters.tf import quiet_conversion
+from edge_runtime.core.errors import first_line
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 
@@ -20,9 +22,11 @@ def _representative(images: np.ndarray):
     return gen
 
 
-def convert(model: keras.Model, precision: str, calibration: np.ndarray | None = None) -> bytes:
-    """The flatbuffer of `model` at `precision`; int8 needs calibration images (uint8 [N,28,28,1])."""
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+def convert(model, precision: str, calibration: np.ndarray | None = None) -> bytes:
+    """The flatbuffer of a Keras `model` at `precision`; int8 needs calibration images (uint8 [N,28,28,1])."""
+    tf, _ = tf_loader.load()
+    with quiet_conversion():
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if precision == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -40,6 +44,8 @@ def convert(model: keras.Model, precision: str, calibration: np.ndarray | None =
     elif precision != "fp32":
         raise ExportError(f"TFLite has no precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     try:
-        return converter.convert()
+        with quiet_conversion():
+            return converter.convert()
     except Exception as exc:  # the converter raises many types; the user needs the first line
-        raise ExportError(f"TFLite {precision} conversion failed: {str(exc).splitlines()[0]}") from None
+        raise ExportError(f"TFLite {precision} conversion failed: {first_line(exc)}") from None
+

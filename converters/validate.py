@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from converters.base import ExportedModel
-from edge_runtime.backends import open_backend
-from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.core.errors import FmnistEdgeError
 
 
 @dataclass(frozen=True)
@@ -43,18 +42,12 @@ class Reference:
 
 
 class GateError(FmnistEdgeError):
-    """Raised with every failed check of every file, in one line."""
+    """Raised with every failed check of every file, in one line; `report` has every row."""
 
-    def __init__(self, rows: list[ExportedModel]):
-        failed = [r for r in rows if not r.passed]
+    def __init__(self, report):
+        failed = [r for r in report.models if not r.passed]
         super().__init__("export gate failed: " + "; ".join(f"{r.path}: {', '.join(r.failures)}" for r in failed))
-        self.rows = rows
-
-
-def predict_file(path: Path, images: np.ndarray, batch: int = 500) -> np.ndarray:
-    """Probabilities from the file, through the same backend `predict` and `camera` use."""
-    with open_backend(path) as backend:
-        return np.concatenate([backend.predict(images[i : i + batch]) for i in range(0, len(images), batch)])
+        self.report = report
 
 
 def check(path: Path, fmt: str, precision: str, probs: np.ndarray, ref: Reference,

@@ -3,12 +3,16 @@
     from edge_runtime import load_model
     model = load_model()              # the bundled int8 model, or load_model("model_int8.onnx")
     probs = model.predict(images)     # uint8 [N,28,28,1] raw pixels -> float32 [N,10]
+
+Three parts, one sub-package each: `core` (backends, load_model, metadata, the bundled models),
+`camera` (sources, frame preprocessing, smoothing, the per-frame pipeline and its sinks) and
+`tools` (predict, evaluate, bench, info, device, metrics, plots).
 """
 
 from edge_runtime._version import __version__
-from edge_runtime.classifier import Classifier, Prediction, bundled_model_path, load_model
-from edge_runtime.errors import FmnistEdgeError
-from edge_runtime.labels import CLASS_NAMES
+from edge_runtime.core.classifier import Classifier, Prediction, bundled_model_path, load_model
+from edge_runtime.core.contract import CLASS_NAMES
+from edge_runtime.core.errors import FmnistEdgeError
 
 __all__ = ["CLASS_NAMES", "Classifier", "FmnistEdgeError", "Prediction", "__version__", "bundled_model_path",
            "load_model"]

@@ -86,11 +86,13 @@ def tiny_keras(tmp_path_factory, fmnist_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def exported(tiny_keras, tmp_path_factory, fmnist_dir):
-    """The tiny model exported by the CLI to every format and precision: (directory, report)."""
+    """The tiny model exported by the CLI to every format and precision: (directory, report).
+    What the command printed on stderr is kept beside the directory, in export.stderr."""
     out = tmp_path_factory.mktemp("export")
-    report = run_cli_json("export", str(tiny_keras), "--out", str(out), "--int8", "--fp16", "--dynamic",
-                          "--calib-samples", "200", "--data-dir", str(fmnist_dir))
-    return out, report
+    proc = run_cli("export", str(tiny_keras), "--out", str(out), "--int8", "--fp16", "--dynamic",
+                   "--calib-samples", "200", "--data-dir", str(fmnist_dir), "--json")
+    (out.parent / f"{out.name}.stderr").write_text(proc.stderr)
+    return out, json.loads(proc.stdout)
 
 
 def real_photos_dir() -> Path | None:

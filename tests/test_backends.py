@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import ALL_FILES
+
 from edge_runtime import load_model
-from edge_runtime.backends import open_backend
-from edge_runtime.backends.litert import _input_mapper, _output_mapper
-from edge_runtime.backends.base import TensorSpec
-from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.core.backends import open_backend
+from edge_runtime.core.backends.base import TensorSpec
+from edge_runtime.core.backends.litert import _input_mapper, _output_mapper
+from edge_runtime.core.errors import FmnistEdgeError
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
@@ -97,10 +97,11 @@ def test_missing_and_unknown_files(tmp_path):
 
 
 def test_load_model_warns_about_a_different_preprocessing(exported, tmp_path, caplog):
-    from edge_runtime.metadata import ModelMetadata, read_metadata, tflite_with_metadata
+    from edge_runtime.core.metadata import ModelMetadata, tflite_with_metadata
 
     out, _ = exported
-    meta = read_metadata(out / "model_int8.tflite")
+    with open_backend(out / "model_int8.tflite") as backend:
+        meta = backend.metadata
     flat = (out / "model_int8.tflite").read_bytes()
     flat = flat[: flat.rfind(b"PK\x05\x06")]  # drop the appended archive's end record...
     flat = flat[: flat.find(b"PK\x03\x04")]  # ...and the archive itself: the bare flatbuffer

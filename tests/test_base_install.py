@@ -83,6 +83,13 @@ def test_evaluate_info_and_bench_with_the_bundled_model(no_training_side):
     assert [Path(r["model"]).name for r in bench["results"]] == ["default_int8.tflite", "default_int8.onnx"]
 
 
+def test_runtime_banners_only_when_verbose(no_training_side):
+    quiet = edge(no_training_side, "evaluate", "--limit", "50")
+    assert quiet.stderr == ""  # nothing but the report, on stdout
+    loud = edge(no_training_side, "--verbose", "evaluate", "--limit", "50")
+    assert "XNNPACK" in loud.stderr and loud.stdout == quiet.stdout
+
+
 def test_evaluate_plot_needs_matplotlib_and_says_so(no_training_side, tmp_path):
     proc = edge(no_training_side, "evaluate", "--limit", "100", "--plot", str(tmp_path / "cm.png"), check=False)
     assert proc.returncode == 1 and proc.stderr.strip().endswith("plots need matplotlib: pip install matplotlib")

@@ -12,11 +12,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.errors import FmnistEdgeError
-from edge_runtime.labels import CLASS_NAMES
-from edge_runtime.serve import BOUNDARY, FrameServer, parse_address
-from edge_runtime.smoothing import UNSURE, LabelSmoother
-from edge_runtime.sources import FileSource, LiveSource, SourceError, kind_of, open_capture
+from edge_runtime.camera.serve import BOUNDARY, FrameServer
+from edge_runtime.camera.smoothing import UNSURE, LabelSmoother
+from edge_runtime.camera.sources import FileSource, LiveSource, SourceError, kind_of, open_capture
+from edge_runtime.core.address import parse_host_port
+from edge_runtime.core.contract import CLASS_NAMES
+from edge_runtime.core.errors import FmnistEdgeError
 
 
 def one_hot(i: int, p: float = 0.9) -> np.ndarray:
@@ -66,6 +67,7 @@ class FakeCapture:
     def __init__(self, fail_after: int | None = None, delay: float = 0.002):
         FakeCapture.opened += 1
         self.count, self.fail_after, self.delay = 0, fail_after, delay
+        self._delivered = threading.Condition()
 
     def isOpened(self):
         return True
@@ -74,8 +76,15 @@ class FakeCapture:
         time.sleep(self.delay)
         if self.fail_after is not None and self.count >= self.fail_after:
             return False, None
-        self.count += 1
+        with self._delivered:
+            self.count += 1
+            self._delivered.notify_all()
         return True, np.full((4, 4, 3), self.count % 256, np.uint8)
+
+    def wait_for(self, count: int, timeout: float = 10) -> bool:
+        """Until `count` frames were delivered, however slow the machine."""
+        with self._delivered:
+            return self._delivered.wait_for(lambda: self.count >= count, timeout)
 
     def get(self, prop):
         return 30.0
@@ -85,10 +94,11 @@ class FakeCapture:
 
 
 def test_live_source_keeps_only_the_newest_frame():
-    source = LiveSource("0", opener=lambda s: FakeCapture(delay=0.001))
+    capture = FakeCapture(delay=0.001)
+    source = LiveSource("0", opener=lambda s: capture)
     try:
         first = source.read(timeout=2)
-        time.sleep(0.1)  # the grabber runs on; the loop is busy
+        assert capture.wait_for(first.index + 8)  # the grabber runs on while the loop is busy
         later = source.read(timeout=2)
         assert later.index > first.index + 5  # not the next frame in a queue: the newest one
         assert source.dropped >= later.index - first.index - 1 - 1
@@ -152,13 +162,13 @@ def test_file_source_reads_every_frame_in_order(tmp_path):
     ("0.0.0.0:9000", ("0.0.0.0", 9000)), ("[::1]:81", ("::1", 81)),
 ])
 def test_serve_address(value, expected):
-    assert parse_address(value) == expected
+    assert parse_host_port(value, "--serve") == expected
 
 
 @pytest.mark.parametrize("value", ["host:", "host:http", "1:99999"])
 def test_bad_serve_address(value):
     with pytest.raises(FmnistEdgeError, match="give HOST:PORT"):
-        parse_address(value)
+        parse_host_port(value, "--serve")
 
 
 def fetch(url: str, timeout: float = 5) -> tuple[int, str, bytes]:
@@ -201,12 +211,12 @@ def test_frame_server_routes_and_stream():
 
         reader = threading.Thread(target=read_stream)
         reader.start()
-        for i in range(40):
+        deadline, i = time.time() + 20, 0
+        while not parts and reader.is_alive() and time.time() < deadline:  # until the viewer has two frames
             time.sleep(0.05)
-            frame[:, :, 1] = i
+            frame[:, :, 1] = i % 256
             server.publish(frame, {"label": "Sneaker", "score": 0.9, "frame": 4 + i, "fps": 30.0, "latency_ms": 1.0})
-            if parts:
-                break
+            i += 1
         reader.join(timeout=5)
         assert parts and parts[0].count(f"--{BOUNDARY}".encode()) >= 2
     finally:

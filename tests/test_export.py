@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ALL_FILES, error_line, run_cli, run_cli_json
+
 from converters import export as export_mod
 from converters.base import Target
 from converters.validate import GateError
-from edge_runtime.backends import open_backend
-from edge_runtime.metadata import read_metadata
+from edge_runtime.core.backends import open_backend
 from toolkit.tf import keras
 
 
@@ -30,6 +29,14 @@ def test_every_format_and_precision_written_and_passed(exported):
         assert row["size_bytes"] == (out / name).stat().st_size
     assert json.loads((out / "export_report.json").read_text()) == report
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_export_prints_only_its_own_lines(exported):
+    """TensorFlow's, the converters' and LiteRT's own chatter ("Saved artifact at", "fully_quantize",
+    "UserWarning", "XNNPACK delegate") stays out of what the user reads: progress lines only."""
+    out, report = exported
+    lines = (out.parent / f"{out.name}.stderr").read_text().splitlines()
+    assert lines == [f"exporting {r['format']} {r['precision']}" for r in report["models"]], lines
 
 
 def test_quantized_files_are_smaller(exported):
@@ -62,7 +69,8 @@ def test_metadata_read_back(exported, tiny_keras):
     _, report = exported
     sha = hashlib.sha256(tiny_keras.read_bytes()).hexdigest()
     for row in report["models"]:
-        meta = read_metadata(row["path"])
+        with open_backend(row["path"]) as backend:
+            meta = backend.metadata
         assert meta is not None, row["path"]
         assert meta.class_names[0] == "T-shirt/top" and meta.class_names[9] == "Ankle boot"
         assert meta.precision == row["precision"] and meta.format == row["format"]

@@ -40,7 +40,7 @@ def test_cli_module_imports_nothing_heavy_at_top_level():
         elif isinstance(node, ast.ImportFrom) and node.module:
             top.add(node.module)
     assert top <= {"__future__", "contextlib", "json", "logging", "pathlib", "sys", "click",
-                   "edge_runtime._version", "edge_runtime.errors"}, top
+                   "edge_runtime._version", "edge_runtime.core.errors"}, top
 
 
 def modules_after(code: str) -> set[str]:
@@ -52,6 +52,30 @@ def modules_after(code: str) -> set[str]:
 def test_import_edge_runtime_leaves_tensorflow_out():
     loaded = modules_after("import edge_runtime")
     assert "tensorflow" not in loaded and "keras" not in loaded
+
+
+def test_import_converters_leaves_tensorflow_out():
+    """Checking export flags (`--format onnx --fp16`) must not cost a TensorFlow import."""
+    loaded = modules_after("import converters.export, converters.tflite, converters.onnx, converters.validate")
+    assert "tensorflow" not in loaded and "keras" not in loaded
+
+
+def test_converters_never_import_the_training_side():
+    offenders = {f: sorted(n & {"toolkit"}) for f, n in imported_modules("converters").items() if "toolkit" in n}
+    assert not offenders
+
+
+def test_the_tree_shows_core_camera_and_tools():
+    """The edge runtime's three parts are its sub-packages, and nothing else lives at its top."""
+    package = ROOT / "edge_runtime"
+    assert {p.name for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"} == {"core", "camera", "tools"}
+    assert {p.name for p in package.glob("*.py")} == {"__init__.py", "_version.py"}
+
+
+def test_loading_an_onnx_model_does_not_run_the_protobuf_parser():
+    code = ("from edge_runtime import load_model, bundled_model_path\n"
+            "load_model(bundled_model_path('onnx')).close()")
+    assert "edge_runtime.tools.onnx_proto" not in modules_after(code)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["data", "--help"], ["train", "--help"]])

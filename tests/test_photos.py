@@ -5,10 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from conftest import run_cli_json
-from edge_runtime.errors import FmnistEdgeError
-from toolkit import photos
+
+from edge_runtime.core.errors import FmnistEdgeError
+from edge_runtime.tools import photos
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.errors import FmnistEdgeError
-from edge_runtime.preprocess import PreparedFrame, preprocess_frame
+from edge_runtime.camera.preprocess import PreparedFrame, preprocess_frame
+from edge_runtime.core.errors import FmnistEdgeError
 from toolkit.synthetic import render_frame as render
 
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import error_line, run_cli, run_cli_json
 
 from toolkit import models

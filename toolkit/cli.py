@@ -16,8 +16,7 @@ from pathlib import Path
 import click
 
 from edge_runtime._version import __version__
-from edge_runtime.errors import FmnistEdgeError
-
+from edge_runtime.core.errors import FmnistEdgeError
 
 TRAINING_PACKAGES = {"tensorflow", "keras", "tf2onnx", "onnx", "keras_tuner", "matplotlib"}
 
@@ -44,6 +43,26 @@ class _Group(click.Group):
         return list(self.commands)  # in the order they are defined, as the contract lists them
 
 
+class _TableChoice(click.Choice):
+    """The choices of an option: the keys of a table in the library, imported only when click needs
+    them (help, or parsing that option), so the tables stay where they are defined."""
+
+    def __init__(self, module: str, table: str):
+        self._table = (module, table)
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        import importlib
+
+        module, table = self._table
+        return tuple(getattr(importlib.import_module(module), table))
+
+    @choices.setter
+    def choices(self, value) -> None:  # click.Choice.__init__ assigns; the table is the truth
+        pass
+
+
 def _print_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2))
 
@@ -55,12 +74,18 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fmnist-edge")
-def cli() -> None:
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also show what TensorFlow, LiteRT and the converters print (same as FMNIST_EDGE_VERBOSE=1).")
+def cli(verbose: bool) -> None:
     """Train a Fashion-MNIST CNN, export it to TFLite and ONNX, run it on a camera."""
+    if verbose:
+        import os
+
+        os.environ["FMNIST_EDGE_VERBOSE"] = "1"  # read where native output is silenced, also in bench's workers
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
     for package in ("toolkit", "converters", "edge_runtime"):  # our progress; libraries stay quiet
-        logging.getLogger(package).setLevel(logging.INFO)
-    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
+        logging.getLogger(package).setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("tf2onnx").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @cli.command()
@@ -73,14 +98,7 @@ def data(data_dir: str | None, download: bool, as_json: bool) -> None:
     from toolkit import data as datamod
 
     found = datamod.locate(data_dir, allow_download=download)
-    report = {"directory": str(found.directory), "source": found.source, "verified": True,
-              "files": {name: str(path) for name, path in found.files.items()}}
-    if as_json:
-        _print_json(report)
-        return
-    click.echo(f"Fashion-MNIST in {found.directory} ({found.source}), all four files verified by SHA-256:")
-    for path in found.files.values():
-        click.echo(f"  {path}")
+    click.echo(json.dumps(found.to_dict(), indent=2) if as_json else found.format_text())
 
 
 def parse_arch_params(pairs: tuple[str, ...]) -> dict:
@@ -152,34 +170,19 @@ def train(as_json: bool, **options) -> None:
         models.build_model(options["arch"], **options["arch_params"])
     except (TypeError, ValueError) as exc:
         raise click.BadParameter(str(exc), param_hint="--arch-param") from None
-    from toolkit.train import TrainConfig, recipe_augmentation
+    from toolkit.train import TrainConfig
     from toolkit.train import train as run_training
 
-    recipe = models.RECIPES.get(options["arch"], {})
-    for name in ("epochs", "patience"):
-        if options[name] is None:
-            options[name] = recipe.get(name)
-    options["augment_config"] = recipe_augmentation(options["arch"], options.pop("erase"))
-    cfg = TrainConfig(**{k: v for k, v in options.items() if v is not None})
-    report = run_training(cfg)
-    if as_json:
-        _print_json(report.metrics())
-        return
-    click.echo(f"{report.arch}: test accuracy {report.test_accuracy:.4f}, loss {report.test_loss:.4f}, "
-               f"{report.epochs_run} epochs (best {report.best_epoch}) in {report.train_seconds:.0f} s, "
-               f"{report.params:,} parameters, {report.macs:,} MACs/image")
-    if report.photos:
-        held = report.photos["held_out"]
-        click.echo(f"held-out real photos: {held['accuracy']:.4f} of {held['photos']} right "
-                   f"(trained on {report.photos['tune_photos']} tune photos)")
-    click.echo(f"wrote {report.out}/model.keras and its report")
+    report = run_training(TrainConfig.from_recipe(**options))
+    click.echo(json.dumps(report.metrics(), indent=2) if as_json else report.format_text())
 
 
 @cli.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output directory.  [default: export/ beside MODEL]")
-@click.option("--format", "fmt", type=click.Choice(["tflite", "onnx", "all"]), default="all", show_default=True)
+@click.option("--format", "fmt", type=_TableChoice("converters.export", "FORMAT_CHOICES"), default="all",
+              show_default=True)
 @click.option("--int8", is_flag=True, help="Also full-integer int8 (TFLite) / static QDQ int8 (ONNX).")
 @click.option("--fp16", is_flag=True, help="Also float16 weights (TFLite only).")
 @click.option("--dynamic", is_flag=True, help="Also dynamic-range int8 weights.")
@@ -205,28 +208,17 @@ def export(model: str, out: str | None, fmt: str, int8: bool, fp16: bool, dynami
     test_images, test_labels = datamod.load_split("test", data_dir)
     calibration = calibration_set(train_images, train_labels, calib_samples)
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # the converters print; stdout is for the report
-            report = run_export(model, out_dir, targets, calibration, test_images, test_labels)
-        rows, error = report.models, None
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is for the report
+            report, error = run_export(model, out_dir, targets, calibration, test_images, test_labels), None
     except GateError as exc:
-        rows, error = exc.rows, exc
+        report, error = exc.report, exc
     if as_json:
-        _print_json(json.loads((out_dir / "export_report.json").read_text()))
+        _print_json(report.to_dict())
     else:
-        click.echo(_export_table(rows))
+        click.echo(report.format_text())
         click.echo(f"report: {out_dir / 'export_report.json'}")
     if error is not None:
         raise error
-
-
-def _export_table(rows) -> str:
-    head = f"{'file':<28}{'size':>10}{'accuracy':>10}{'agreement':>11}{'max diff':>10}  gate"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(f"{Path(r.path).name:<28}{r.size_bytes / 1e6:>8.2f}MB{r.accuracy:>10.4f}"
-                     f"{r.top1_agreement:>11.4f}{r.max_abs_diff:>10.2e}  "
-                     + ("pass" if r.passed else "FAIL: " + "; ".join(r.failures)))
-    return "\n".join(lines)
 
 
 def _roi(ctx, param, value: str | None):
@@ -252,7 +244,7 @@ model_option = click.option("--model", type=click.Path(dir_okay=False), default=
 @json_option
 def predict(model: str | None, images: tuple[str, ...], roi, as_json: bool) -> None:
     """Classify image files with the camera's frame preprocessing (exit 1 if any cannot be read)."""
-    from edge_runtime.predict import predict_files
+    from edge_runtime.tools.predict import predict_files
 
     results = predict_files(images, model, roi)
     failed = [r for r in results if "error" in r]
@@ -286,26 +278,11 @@ def predict(model: str | None, images: tuple[str, ...], roi, as_json: bool) -> N
               help="Below this averaged probability the label is 'unsure'.")
 def camera(as_json: bool, **options) -> None:
     """Classify camera frames in real time: a window, --headless, --serve to a browser, --record."""
-    from edge_runtime.camera import CameraOptions, run
+    from edge_runtime.camera.app import CameraOptions, run
+    from edge_runtime.camera.sinks.lines import JsonLinesSink, LabelChangesSink
 
-    last = {"label": None}
-
-    def emit(line: dict) -> None:
-        if as_json:
-            click.echo(json.dumps(line))
-        elif line["label"] != last["label"]:
-            click.echo(f"frame {line['frame']}: {line['label']} ({line['smoothed_score']:.2f})")
-            last["label"] = line["label"]
-
-    summary = run(CameraOptions(**options), emit)
-    fields = {"frames": summary.frames, "fps": summary.fps, "p50_ms": summary.p50_ms, "p99_ms": summary.p99_ms,
-              "dropped": summary.dropped, "gaps": summary.gaps, "stage_ms": summary.stage_ms,
-              "ended_by": summary.ended_by}
-    if as_json:
-        click.echo(json.dumps({"summary": fields}))
-    else:
-        click.echo(f"{summary.frames} frames at {summary.fps:.1f} FPS, latency p50 {summary.p50_ms:.2f} ms "
-                   f"p99 {summary.p99_ms:.2f} ms, {summary.dropped} dropped ({summary.ended_by})")
+    summary = run(CameraOptions(**options), [(JsonLinesSink if as_json else LabelChangesSink)(click.echo)])
+    click.echo(json.dumps({"summary": summary.to_dict()}) if as_json else summary.format_text())
 
 
 @cli.command()
@@ -317,53 +294,22 @@ def camera(as_json: bool, **options) -> None:
               help="Write the confusion matrices to this image file (needs matplotlib).")
 @click.option("--photos", type=click.Path(exists=True, file_okay=False), default=None,
               help="Also score the real photos in this folder (labels.csv), through the camera's preprocessing.")
-@click.option("--photo-split", type=click.Choice(["held-out", "tune", "all"]), default="held-out", show_default=True,
+@click.option("--photo-split", type=_TableChoice("edge_runtime.tools.photos", "SPLITS"), default="held-out",
+              show_default=True,
               help="Which photos --photos scores; training with --photos uses only the tune half.")
 @json_option
 def evaluate(models: tuple[str, ...], data_dir: str | None, limit: int | None, threads: int | None,
              plot: str | None, photos: str | None, photo_split: str, as_json: bool) -> None:
     """Accuracy of MODEL files (default: the bundled model) on the Fashion-MNIST test set."""
-    from edge_runtime.classifier import bundled_model_path
-    from edge_runtime.evaluate import as_dict, evaluate as run_evaluation
+    from edge_runtime.core.classifier import bundled_model_path
+    from edge_runtime.tools.evaluate import evaluate as run_evaluation
     from toolkit import data as datamod
 
-    paths = list(models) or [str(bundled_model_path())]
     images, labels = datamod.load_split("test", data_dir, limit=limit)
-    results = run_evaluation(paths, images, labels, threads)
-    photo_scores = None
-    if photos:
-        from toolkit.photos import evaluate_models
-
-        photo_scores = evaluate_models(paths, photos, photo_split, threads)
-    from edge_runtime.bench import display_names
-
-    names = display_names([r.path for r in results])
+    report = run_evaluation(list(models) or [bundled_model_path()], images, labels, threads, photos, photo_split)
     if plot:
-        import numpy as np
-
-        from edge_runtime.plots import plot_confusions
-
-        plot_confusions([(f"{names[r.path]}: {r.accuracy:.4f}", np.array(r.confusion)) for r in results], plot)
-    if as_json:
-        report = as_dict(results)
-        for row, scored in zip(report["models"], photo_scores or [], strict=False):
-            row["photos"] = scored
-        _print_json(report)
-        return
-    from edge_runtime.labels import CLASS_NAMES
-
-    width = max(32, *(len(n) + 2 for n in names.values()))
-    head = f"{'model':<{width}}{'accuracy':>9}{'agree':>8}  " + " ".join(f"{n[:7]:>7}" for n in CLASS_NAMES)
-    click.echo(f"{len(labels)} test images\n{head}")
-    for r in results:
-        per_class = " ".join(f"{a:>7.3f}" for a in r.per_class_accuracy)
-        click.echo(f"{names[r.path]:<{width}}{r.accuracy:>9.4f}{r.top1_agreement_with_first:>8.4f}  {per_class}")
-    for scored in photo_scores or []:
-        per_class = ", ".join(f"{k} {v:.2f}" for k, v in scored["per_class"].items())
-        name = names.get(scored["path"], scored["path"])
-        click.echo(f"{name}: {scored['accuracy']:.4f} of {scored['photos']} {scored['split']} "
-                   f"real photos right ({per_class}); mean confidence on {scored['ood_photos']} "
-                   f"out-of-distribution photos {scored['ood_mean_confidence']:.2f}")
+        report.plot(plot)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format_text())
 
 
 def _thread_list(ctx, param, value: str) -> list[int]:
@@ -392,9 +338,9 @@ def bench(models: tuple[str, ...], threads: list[int], batch: int, runs: int, wa
     """Size, load time, latency percentiles, throughput and peak memory of MODEL files."""
     if as_json and markdown:
         raise click.UsageError("--json and --markdown are exclusive")
-    from edge_runtime import bench as benchmod
-    from edge_runtime.classifier import BUNDLED, bundled_model_path
-    from edge_runtime.fsutil import write_text_atomic
+    from edge_runtime.core.classifier import BUNDLED, bundled_model_path
+    from edge_runtime.core.files import write_text_atomic
+    from edge_runtime.tools import bench as benchmod
 
     paths = list(models) or [str(bundled_model_path("tflite")), str(BUNDLED["onnx"])]
     for path in paths:
@@ -402,12 +348,9 @@ def bench(models: tuple[str, ...], threads: list[int], batch: int, runs: int, wa
             raise FmnistEdgeError(f"{path}: no such model file")
     report = benchmod.run(paths, threads, batch=batch, runs=runs, warmup=warmup)
     suffix = Path(out).suffix.lower() if out else ""
-    if as_json or (suffix == ".json" and not markdown):
-        text = json.dumps(report.to_dict(), indent=2)
-    elif markdown or suffix == ".md":
-        text = benchmod.format_markdown(report)
-    else:
-        text = benchmod.format_text(report)
+    fmt = "json" if as_json or (suffix == ".json" and not markdown) else \
+        "markdown" if markdown or suffix == ".md" else "text"
+    text = report.render(fmt)
     if out:
         write_text_atomic(out, text + "\n")
         click.echo(f"wrote {out}", err=True)
@@ -422,17 +365,17 @@ def bench(models: tuple[str, ...], threads: list[int], batch: int, runs: int, wa
 @json_option
 def info(model: str | None, as_json: bool) -> None:
     """MODEL's tensors, quantization, operators and embedded metadata (default: the bundled model)."""
-    from edge_runtime.classifier import bundled_model_path
-    from edge_runtime.info import describe, format_info
+    from edge_runtime.core.classifier import bundled_model_path
+    from edge_runtime.tools.info import describe, format_info
 
     details = describe(model or bundled_model_path())
     click.echo(json.dumps(details.to_dict(), indent=2) if as_json else format_info(details))
 
 
 @cli.command()
-@click.option("--space", type=click.Choice(["seed-004", "edge"]), default="seed-004", show_default=True,
+@click.option("--space", type=_TableChoice("toolkit.tune", "SPACES"), default="seed-004", show_default=True,
               help="seed-004: the seeds' grid on seed-b; edge: the edge architecture family.")
-@click.option("--tuner", type=click.Choice(["grid", "random", "bayesian", "hyperband"]), default=None,
+@click.option("--tuner", type=_TableChoice("toolkit.tune", "TUNERS"), default=None,
               help="[default: grid for seed-004, random for edge]")
 @click.option("--max-trials", type=click.IntRange(min=1), default=None,
               help="Trials to run (grid, random, bayesian).  [default: the whole seed-004 grid (27), else 20]")
@@ -456,21 +399,12 @@ def tune(as_json: bool, **options) -> None:
         raise click.UsageError("each worker needs --worker-id NAME, unique in the search")
     if options["role"] == "chief" and options["worker_id"]:
         raise click.UsageError("the chief is always called 'chief'; drop --worker-id")
-    from toolkit.tune import TuneConfig, tune as run_tune
+    from toolkit.tune import TuneConfig
+    from toolkit.tune import tune as run_tune
 
-    report = run_tune(TuneConfig(**options))
-    if as_json:
-        _print_json(report.to_dict())
-        return
-    if report.role == "worker":
-        click.echo(f"worker {options['worker_id']} done; the chief at {options['oracle']} has the results")
-        return
-    click.echo((Path(report.out) / "results.md").read_text().rstrip())
-    if report.best:
-        best = report.best
-        click.echo(f"best: trial {best['trial_id']} {best['hyperparameters']}: validation accuracy "
-                   f"{best['val_accuracy']:.4f}; trained again into {report.out}/best: test accuracy "
-                   f"{best['test_accuracy']:.4f}")
+    cfg = TuneConfig(**options)
+    report = run_tune(cfg)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format_text(cfg))
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.errors import FmnistEdgeError
-from edge_runtime.fsutil import write_bytes_atomic
+from edge_runtime.core.errors import FmnistEdgeError
+from edge_runtime.core.files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,14 @@ class Dataset:
     directory: Path
     source: str  # "--data-dir", "$FMNIST_EDGE_DATA", "debian", "cache" or "download"
     files: dict[str, Path]
+
+    def to_dict(self) -> dict:
+        return {"directory": str(self.directory), "source": self.source, "verified": True,
+                "files": {name: str(path) for name, path in self.files.items()}}
+
+    def format_text(self) -> str:
+        return "\n".join([f"Fashion-MNIST in {self.directory} ({self.source}), all four files verified by SHA-256:",
+                          *(f"  {path}" for path in self.files.values())])
 
 
 def cache_dir() -> Path:

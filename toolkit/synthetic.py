@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.fsutil import temp_beside
+from edge_runtime.camera.video import AtomicVideoWriter
 
 
 def render_frame(item: np.ndarray, frame_size: tuple[int, int] = (480, 640), item_side: int = 240,
@@ -45,15 +45,9 @@ def render_frame(item: np.ndarray, frame_size: tuple[int, int] = (480, 640), ite
 def write_video(path: str | Path, items: np.ndarray, frames_per_item: int = 8, size: tuple[int, int] = (480, 640),
                 fps: float = 30.0, seed: int = 0) -> list[int]:
     """Write an .mp4 (or .avi) of `items` as a camera sees them; returns each frame's item index."""
-    path = Path(path)
     h, w = size
     rng = np.random.default_rng(seed)
-    tmp = temp_beside(path)
-    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
-    writer = cv2.VideoWriter(str(tmp), fourcc, fps, (w, h))
-    if not writer.isOpened():
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"OpenCV cannot write {path}")
+    writer = AtomicVideoWriter(path, fps, (w, h))
     which = []
     try:
         for index, item in enumerate(items):
@@ -65,11 +59,10 @@ def write_video(path: str | Path, items: np.ndarray, frames_per_item: int = 8, s
                 frame, _ = render_frame(item, size, side, drift, seed=seed * 100_003 + index * 101 + k)
                 writer.write(frame)
                 which.append(index)
-        writer.release()
-        tmp.replace(path)
-    finally:
-        writer.release()
-        tmp.unlink(missing_ok=True)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
     return which
 
 

@@ -1,6 +1,6 @@
 """Train a zoo model on Fashion-MNIST and write the model, metrics and figures of the CLI contract.
 
-With `photos`, the "tune" half of the real photos (toolkit.photos), put through the camera's frame
+With `photos`, the "tune" half of the real photos (edge_runtime.tools.photos), put through the camera's frame
 preprocessing, is mixed into every batch, and the "held-out" half is scored at the end. A photo may
 accept several classes (a long-sleeved top is a Pullover or a Shirt), so the loss is set-valued:
 -log of the probability given to the accepted set, which for a Fashion-MNIST image is ordinary
@@ -21,24 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.errors import FmnistEdgeError
-from edge_runtime.fsutil import atomic_path, write_json_atomic, write_text_atomic
-from edge_runtime.metrics import classification_report, confusion_matrix
-from edge_runtime.plots import plot_confusion, pyplot, save_figure
+from edge_runtime.core.contract import NUM_CLASSES
+from edge_runtime.core.errors import FmnistEdgeError, first_line
+from edge_runtime.core.files import atomic_path, write_json_atomic, write_text_atomic
+from edge_runtime.tools import photos as photo_folder
+from edge_runtime.tools.metrics import classification_report, confusion_matrix
+from edge_runtime.tools.plots import plot_confusion, pyplot, save_figure
 from toolkit import data
 from toolkit.augment import AugmentConfig, augment_batch
 from toolkit.models import DEFAULT_ARCH, RECIPES, build_model, count_macs
 from toolkit.tf import keras, tf
 
 log = logging.getLogger(__name__)
-
-
-def recipe_augmentation(arch: str, erase: float | None = None) -> AugmentConfig:
-    """The default augmentation with random erasing at `erase`, or at the architecture's recipe
-    (toolkit.models.RECIPES) when that is None."""
-    if erase is None:
-        erase = RECIPES.get(arch, {}).get("erase", 0.0)
-    return AugmentConfig(erase_prob=erase)
 
 
 @dataclass
@@ -79,6 +73,20 @@ class TrainConfig:
     distill_temperature: float = 4.0
     """Temperature that softens both the teachers' and the model's answers for that match."""
 
+    @classmethod
+    def from_recipe(cls, arch: str = DEFAULT_ARCH, epochs: int | None = None, patience: int | None = None,
+                    erase: float | None = None, **settings) -> TrainConfig:
+        """A configuration for `arch` where its recipe (toolkit.models.RECIPES) fills every setting
+        left None: the one place `train` and `tune` resolve a recipe. `erase` is the random erasing
+        share of the default augmentation."""
+        recipe = RECIPES.get(arch, {})
+        resolved = {"epochs": epochs if epochs is not None else recipe.get("epochs"),
+                    "patience": patience if patience is not None else recipe.get("patience")}
+        erase = erase if erase is not None else recipe.get("erase", 0.0)
+        settings = {k: v for k, v in settings.items() if v is not None}
+        return cls(arch=arch, augment_config=AugmentConfig(erase_prob=erase),
+                   **{k: v for k, v in resolved.items() if v is not None}, **settings)
+
 
 @dataclass
 class TrainReport:
@@ -103,6 +111,17 @@ class TrainReport:
         """metrics.json: the contract's keys and the rest of the run's facts."""
         return asdict(self)
 
+    def format_text(self) -> str:
+        lines = [f"{self.arch}: test accuracy {self.test_accuracy:.4f}, loss {self.test_loss:.4f}, "
+                 f"{self.epochs_run} epochs (best {self.best_epoch}) in {self.train_seconds:.0f} s, "
+                 f"{self.params:,} parameters, {self.macs:,} MACs/image"]
+        if self.photos:
+            held = self.photos["held_out"]
+            lines.append(f"held-out real photos: {held['accuracy']:.4f} of {held['photos']} right "
+                         f"(trained on {self.photos['tune_photos']} tune photos)")
+        lines.append(f"wrote {self.out}/model.keras and its report")
+        return "\n".join(lines)
+
 
 def split_validation(images: np.ndarray, labels: np.ndarray, val_split: float, seed: int):
     """A seeded random validation split taken from the training set, never the test set; with
@@ -120,25 +139,45 @@ def split_validation(images: np.ndarray, labels: np.ndarray, val_split: float, s
     return (images[train], labels[train]), (images[val], labels[val])
 
 
+class Targets:
+    """The columns of a training target row. The loss and the accuracy read them by these names.
+
+    ACCEPTED: the classes that count as right (one-hot for a Fashion-MNIST image, several for a
+    photo of a long-sleeved top, none for a hat); OOD: 1 where no class fits; TEACHER: the
+    teachers' probabilities, present only when distilling.
+    """
+
+    ACCEPTED = slice(0, NUM_CLASSES)
+    OOD = NUM_CLASSES
+    TEACHER = slice(NUM_CLASSES + 1, 2 * NUM_CLASSES + 1)
+    WIDTH = NUM_CLASSES + 1
+    """Columns without a teacher."""
+
+
 def targets(labels: np.ndarray) -> np.ndarray:
-    """float32 [N,11]: the accepted-class mask (one-hot for Fashion-MNIST) and an out-of-distribution flag."""
-    out = np.zeros((len(labels), 11), np.float32)
+    """float32 [N, Targets.WIDTH] rows for Fashion-MNIST class ids."""
+    out = np.zeros((len(labels), Targets.WIDTH), np.float32)
     out[np.arange(len(labels)), labels.astype(np.int64)] = 1.0
     return out
 
 
 def photo_targets(mask: np.ndarray) -> np.ndarray:
-    """targets() for photos: their accepted-class masks, flagged where no class is accepted."""
+    """Target rows for photos: their accepted-class masks, flagged out-of-distribution where none is accepted."""
     return np.concatenate([mask, (mask.sum(axis=1, keepdims=True) == 0).astype(np.float32)], axis=1)
 
 
+def with_teacher(rows: np.ndarray, teacher_probs: np.ndarray) -> np.ndarray:
+    """Target rows with the teacher's answers in the Targets.TEACHER columns."""
+    return np.concatenate([rows, teacher_probs], axis=1)
+
+
 def set_valued_loss(ood_weight: float, distill_weight: float = 0.0, temperature: float = 1.0):
-    """The loss on targets() rows; with `distill_weight`, the rows also carry ten teacher
-    probabilities (columns 11..20) and that share of the loss is the temperature-scaled
+    """The loss on Targets rows; with `distill_weight`, the rows also carry the teacher's
+    probabilities (Targets.TEACHER) and that share of the loss is the temperature-scaled
     KL divergence from the softened teacher to the softened model (Hinton et al. 2015)."""
     def loss(y_true, y_pred):
         p = tf.clip_by_value(y_pred, 1e-7, 1.0)
-        accepted, ood = y_true[:, :10], y_true[:, 10]
+        accepted, ood = y_true[:, Targets.ACCEPTED], y_true[:, Targets.OOD]
         # The epsilon keeps log() finite on rows tf.where does not pick: their gradient still flows.
         in_distribution = -tf.math.log(tf.reduce_sum(p * accepted, axis=1) + 1e-7)
         uniform = -tf.reduce_mean(tf.math.log(p), axis=1) * ood_weight
@@ -146,7 +185,7 @@ def set_valued_loss(ood_weight: float, distill_weight: float = 0.0, temperature:
         if not distill_weight:
             return hard
         # Softmax outputs: log-probabilities are logits up to a per-row constant softmax ignores.
-        teacher = tf.nn.softmax(tf.math.log(tf.clip_by_value(y_true[:, 11:21], 1e-7, 1.0)) / temperature)
+        teacher = tf.nn.softmax(tf.math.log(tf.clip_by_value(y_true[:, Targets.TEACHER], 1e-7, 1.0)) / temperature)
         student = tf.nn.log_softmax(tf.math.log(p) / temperature)
         kl = tf.reduce_sum(teacher * (tf.math.log(teacher + 1e-12) - student), axis=1)
         return (1.0 - distill_weight) * hard + distill_weight * temperature ** 2 * kl
@@ -156,8 +195,8 @@ def set_valued_loss(ood_weight: float, distill_weight: float = 0.0, temperature:
 
 def set_accuracy(y_true, y_pred):
     """Top-1 is an accepted class (out-of-distribution photos count as right: no class can be)."""
-    hit = tf.reduce_sum(tf.one_hot(tf.argmax(y_pred, axis=1), 10) * y_true[:, :10], axis=1)
-    return tf.where(y_true[:, 10] > 0, tf.ones_like(hit), hit)
+    hit = tf.reduce_sum(tf.one_hot(tf.argmax(y_pred, axis=1), NUM_CLASSES) * y_true[:, Targets.ACCEPTED], axis=1)
+    return tf.where(y_true[:, Targets.OOD] > 0, tf.ones_like(hit), hit)
 
 
 set_accuracy.__name__ = "accuracy"  # history keys stay "accuracy" and "val_accuracy"
@@ -223,22 +262,22 @@ def fit(model: keras.Model, train_xy, val_xy, cfg: TrainConfig, callbacks=(),
     `teacher` (images -> probabilities), its answers on the un-augmented images join every target
     and the loss distils them (cfg.distill_weight, cfg.distill_temperature).
     """
-    def with_teacher(target: np.ndarray, images: np.ndarray) -> np.ndarray:
-        return target if teacher is None else np.concatenate([target, teacher(images)], axis=1)
+    def taught(rows: np.ndarray, images: np.ndarray) -> np.ndarray:
+        return rows if teacher is None else with_teacher(rows, teacher(images))
 
     steps = math.ceil(len(train_xy[0]) / cfg.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps * cfg.epochs, alpha=0.01)
     loss = set_valued_loss(cfg.ood_weight, cfg.distill_weight if teacher else 0.0, cfg.distill_temperature)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=[set_accuracy])
     if photos is not None:
-        photos = (photos[0], with_teacher(photos[1], photos[0]))
-    train_ds = make_dataset(train_xy[0], with_teacher(targets(train_xy[1]), train_xy[0]), cfg.batch_size, cfg.seed,
+        photos = (photos[0], taught(photos[1], photos[0]))
+    train_ds = make_dataset(train_xy[0], taught(targets(train_xy[1]), train_xy[0]), cfg.batch_size, cfg.seed,
                             cfg.augment_config if cfg.augment else None,
                             warmup_steps=round(cfg.augment_warmup_epochs * steps), photos=photos,
                             photo_batch=cfg.photo_batch, photo_augment=cfg.photo_augment_config)
     validation, watch = None, []
     if len(val_xy[0]):
-        validation = (val_xy[0].astype(np.float32), with_teacher(targets(val_xy[1]), val_xy[0]))
+        validation = (val_xy[0].astype(np.float32), taught(targets(val_xy[1]), val_xy[0]))
         watch = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)]
     with contextlib.redirect_stdout(sys.stderr):
         return model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs, initial_epoch=initial_epoch,
@@ -290,14 +329,25 @@ def evaluate_keras(model: keras.Model, images: np.ndarray, labels: np.ndarray) -
     return float((pred == labels).mean()), loss, pred
 
 
-def load_photo_sets(root: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[list, np.ndarray]]:
-    """((tune images, tune targets), (held-out photos, held-out images)), through the camera's preprocessing."""
-    from toolkit import photos
+@dataclass
+class PhotoSets:
+    """A real-photos folder through the camera's preprocessing: the tune half trains, the held-out half is scored."""
 
-    tune, held_out = photos.load_photos(root, "tune"), photos.load_photos(root, "held-out")
-    log.info("preprocessing %d tune and %d held-out photos from %s", len(tune), len(held_out), root)
-    return ((photos.prepare(tune), photo_targets(photos.accepted_mask(tune))),
-            (held_out, photos.prepare(held_out)))
+    tune_images: np.ndarray
+    tune_targets: np.ndarray
+    held_out: list[photo_folder.Photo]
+    held_out_images: np.ndarray
+
+    @classmethod
+    def load(cls, root: str) -> PhotoSets:
+        tune, held_out = photo_folder.load_photos(root, "tune"), photo_folder.load_photos(root, "held-out")
+        log.info("preprocessing %d tune and %d held-out photos from %s", len(tune), len(held_out), root)
+        return cls(photo_folder.prepare(tune), photo_targets(photo_folder.accepted_mask(tune)),
+                   held_out, photo_folder.prepare(held_out))
+
+    def score(self, model: keras.Model) -> photo_folder.PhotoScore:
+        probs = model.predict(self.held_out_images.astype(np.float32), batch_size=512, verbose=0)
+        return photo_folder.score(self.held_out, probs)
 
 
 def load_teacher(paths: Sequence[str]) -> Callable[[np.ndarray], np.ndarray]:
@@ -307,7 +357,7 @@ def load_teacher(paths: Sequence[str]) -> Callable[[np.ndarray], np.ndarray]:
         try:
             model = keras.models.load_model(path, compile=False)
         except Exception as exc:
-            raise FmnistEdgeError(f"--teacher {path}: not a loadable Keras model ({str(exc).splitlines()[0]}); "
+            raise FmnistEdgeError(f"--teacher {path}: not a loadable Keras model ({first_line(exc)}); "
                                   "give a model.keras that train wrote") from None
         if tuple(model.input_shape[1:]) != (28, 28, 1) or tuple(model.output_shape[1:]) != (10,):
             raise FmnistEdgeError(f"--teacher {path}: takes {model.input_shape} and answers {model.output_shape}; "
@@ -327,7 +377,16 @@ def initial_model(cfg: TrainConfig) -> keras.Model:
     try:
         return keras.models.load_model(cfg.init, compile=False)
     except Exception as exc:
-        raise FmnistEdgeError(f"--init {cfg.init}: not a loadable Keras model ({str(exc).splitlines()[0]})") from None
+        raise FmnistEdgeError(f"--init {cfg.init}: not a loadable Keras model ({first_line(exc)})") from None
+
+
+def best_epoch(history: dict) -> tuple[int, float | None]:
+    """The 0-based epoch whose weights were kept, and its validation accuracy: the lowest validation
+    loss, or without a validation split the last epoch (the run is the whole schedule)."""
+    if "val_loss" in history:
+        best = int(np.argmin(history["val_loss"]))
+        return best, history["val_accuracy"][best]
+    return len(history["loss"]) - 1, None
 
 
 def train(cfg: TrainConfig) -> TrainReport:
@@ -341,32 +400,23 @@ def train(cfg: TrainConfig) -> TrainReport:
     images, labels = data.load_split("train", cfg.data_dir, limit=cfg.limit)
     test_images, test_labels = data.load_split("test", cfg.data_dir)
     train_xy, val_xy = split_validation(images, labels, cfg.val_split, cfg.seed)
-    tune = held_out = None
-    if cfg.photos:
-        tune, held_out = load_photo_sets(cfg.photos)
+    photos = PhotoSets.load(cfg.photos) if cfg.photos else None
     model = initial_model(cfg)
-    arch = model.name
-    log.info("training %s on %d images%s, validating on %d", arch, len(train_xy[0]),
-             f" and {len(tune[0])} photos" if tune else "", len(val_xy[0]))
+    log.info("training %s on %d images%s, validating on %d", model.name, len(train_xy[0]),
+             f" and {len(photos.tune_images)} photos" if photos else "", len(val_xy[0]))
     start = time.perf_counter()
-    history = fit(model, train_xy, val_xy, cfg, photos=tune, teacher=teacher)
+    history = fit(model, train_xy, val_xy, cfg, teacher=teacher,
+                  photos=(photos.tune_images, photos.tune_targets) if photos else None)
     seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    if "val_loss" in hist:
-        best = int(np.argmin(hist["val_loss"]))
-        val_accuracy = hist["val_accuracy"][best]
-    else:  # without a validation split the run is the whole schedule and keeps its last weights
-        best, val_accuracy = len(hist["loss"]) - 1, None
+    best, val_accuracy = best_epoch(hist)
     accuracy, loss, pred = evaluate_keras(model, test_images, test_labels)
     photo_report = None
-    if held_out is not None:
-        from toolkit import photos
-
-        probs = model.predict(held_out[1].astype(np.float32), batch_size=512, verbose=0)
-        photo_report = {"folder": cfg.photos, "tune_photos": len(tune[0]),
-                        "held_out": asdict(photos.score(held_out[0], probs))}
+    if photos is not None:
+        photo_report = {"folder": cfg.photos, "tune_photos": len(photos.tune_images),
+                        "held_out": asdict(photos.score(model))}
     report = TrainReport(
-        arch=arch, test_accuracy=accuracy, test_loss=loss, epochs_run=len(hist["loss"]),
+        arch=model.name, test_accuracy=accuracy, test_loss=loss, epochs_run=len(hist["loss"]),
         train_seconds=round(seconds, 1), params=int(model.count_params()), macs=count_macs(model),
         best_epoch=best + 1, val_accuracy=val_accuracy, train_images=len(train_xy[0]),
         val_images=len(val_xy[0]), out=str(out), config=asdict(cfg), photos=photo_report)

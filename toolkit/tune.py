@@ -26,11 +26,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from edge_runtime.errors import FmnistEdgeError
-from edge_runtime.fsutil import write_json_atomic, write_text_atomic
-from toolkit import data, models
-from toolkit.tf import keras
-from toolkit.train import TrainConfig, fit, recipe_augmentation, split_validation, train
+from edge_runtime.core.address import parse_host_port
+from edge_runtime.core.errors import FmnistEdgeError
+from edge_runtime.core.files import write_json_atomic, write_text_atomic
+from edge_runtime.tools.tables import markdown_table
+
+# The search's tables (SPACES, TUNERS) are read by the CLI for its choices, so TensorFlow, Keras
+# Tuner and the training side are imported inside the functions that search.
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,9 @@ def _seed_004(hp) -> tuple[str, dict, dict]:
 
 
 def _edge(hp) -> tuple[str, dict, dict]:
-    params = {name: hp.Choice(name, values) for name, values in models.EDGE_SPACE.items()}
+    from toolkit.models import EDGE_SPACE
+
+    params = {name: hp.Choice(name, values) for name, values in EDGE_SPACE.items()}
     lr = hp.Choice("lr", [1e-3, 2e-3, 4e-3])
     return "edge", params, {"lr": lr}
 
@@ -116,14 +120,27 @@ class TuneReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def format_text(self, cfg: TuneConfig) -> str:
+        if self.role == "worker":
+            return f"worker {cfg.worker_id} done; the chief at {cfg.oracle} has the results"
+        lines = [results_markdown(self.trials)]
+        if self.best:
+            best = self.best
+            lines.append(f"best: trial {best['trial_id']} {best['hyperparameters']}: validation accuracy "
+                         f"{best['val_accuracy']:.4f}; trained again into {self.out}/best: test accuracy "
+                         f"{best['test_accuracy']:.4f}")
+        return "\n".join(lines)
 
-def trial_config(cfg: TuneConfig, hp, epochs: int, **extra) -> TrainConfig:
-    """How a configuration trains, in a trial and again for DIR/best: the same settings in both."""
+
+def trial_config(cfg: TuneConfig, hp, epochs: int, **extra):
+    """How a configuration trains (a toolkit.train.TrainConfig), in a trial and again for DIR/best:
+    the same settings in both, the architecture's recipe filling the rest."""
+    from toolkit.train import TrainConfig
+
     space = SPACES[cfg.space]
     arch, arch_params, train_params = space.sample(hp)
-    return TrainConfig(arch=arch, arch_params=arch_params, epochs=epochs, augment=space.augment,
-                       augment_config=recipe_augmentation(arch), patience=cfg.patience, seed=cfg.seed,
-                       **train_params, **extra)
+    return TrainConfig.from_recipe(arch, arch_params=arch_params, epochs=epochs, augment=space.augment,
+                                   patience=cfg.patience, seed=cfg.seed, **train_params, **extra)
 
 
 class ZooHyperModel:
@@ -135,15 +152,24 @@ class ZooHyperModel:
     @functools.cached_property
     def splits(self):
         """(train, validation), loaded on the first trial: a chief that only hands out trials never needs them."""
+        from toolkit import data
+        from toolkit.train import split_validation
+
         images, labels = data.load_split("train", self.cfg.data_dir, limit=self.cfg.limit)
         return split_validation(images, labels, 0.1, self.cfg.seed)
 
-    def build(self, hp) -> keras.Model:
+    def build(self, hp):
+        from toolkit import models
+        from toolkit.tf import keras
+
         arch, arch_params, _ = self.space.sample(hp)
         keras.utils.set_random_seed(self.cfg.seed)
         return models.build_model(arch, **arch_params)
 
     def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs) -> dict:
+        from toolkit import models
+        from toolkit.train import fit
+
         tc = trial_config(self.cfg, hp, epochs or self.cfg.epochs)
         start = time.perf_counter()
         history = fit(model, *self.splits, tc, callbacks=list(callbacks), initial_epoch=initial_epoch)
@@ -172,10 +198,8 @@ def _distribution(cfg: TuneConfig) -> tuple[str, str]:
         os.environ.pop(name, None)
     if cfg.oracle is None:
         return "local", cfg.worker_id or "local"
-    host, _, port = cfg.oracle.rpartition(":")
-    if not host or not port.isdigit():
-        raise FmnistEdgeError(f"--oracle {cfg.oracle!r}: give HOST:PORT, e.g. 10.0.0.5:8000")
-    os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = host, port
+    host, port = parse_host_port(cfg.oracle, "--oracle", default_host=None)
+    os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = host, str(port)
     name = "chief" if cfg.role == "chief" else cfg.worker_id
     os.environ["KERASTUNER_TUNER_ID"] = name
     return cfg.role, name
@@ -242,9 +266,26 @@ def _rows(oracle) -> list[TrialRow]:
     return rows
 
 
+def _names(rows: list[TrialRow]) -> list[str]:
+    return sorted({k for r in rows for k in r.hyperparameters})
+
+
+def _finished(rows: list[TrialRow]) -> list[TrialRow]:
+    return sorted([r for r in rows if r.val_accuracy is not None], key=lambda r: -r.val_accuracy)
+
+
+def results_markdown(rows: list[TrialRow]) -> str:
+    """results.md: the finished trials, best first."""
+    names = _names(rows)
+    table = [[rank, r.trial_id, r.worker, *(r.hyperparameters.get(n, "") for n in names), f"{r.val_accuracy:.4f}",
+              f"{r.params:,}", f"{r.macs:,}", r.seconds] for rank, r in enumerate(_finished(rows), 1)]
+    return markdown_table(["rank", "trial", "worker", *names, "val accuracy", "params", "MACs", "seconds"], table,
+                          "rll" + "l" * len(names) + "rrrr")
+
+
 def write_results(rows: list[TrialRow], out: Path) -> None:
     """results.csv, results.md and tuning.png (validation accuracy against MACs)."""
-    names = sorted({k for r in rows for k in r.hyperparameters})
+    names = _names(rows)
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["trial_id", "status", "worker", *names, "val_accuracy", "params", "macs", "seconds"])
@@ -252,20 +293,13 @@ def write_results(rows: list[TrialRow], out: Path) -> None:
         writer.writerow([r.trial_id, r.status, r.worker, *(r.hyperparameters.get(n, "") for n in names),
                          "" if r.val_accuracy is None else f"{r.val_accuracy:.4f}", r.params, r.macs, r.seconds])
     write_text_atomic(out / "results.csv", buf.getvalue())
-    done = sorted([r for r in rows if r.val_accuracy is not None], key=lambda r: -r.val_accuracy)
-    lines = ["| rank | trial | worker | " + " | ".join(names) + " | val accuracy | params | MACs | seconds |",
-             "|---:|---|---|" + "---|" * len(names) + "---:|---:|---:|---:|"]
-    for rank, r in enumerate(done, 1):
-        lines.append(f"| {rank} | {r.trial_id} | {r.worker} | "
-                     + " | ".join(str(r.hyperparameters.get(n, "")) for n in names)
-                     + f" | {r.val_accuracy:.4f} | {r.params:,} | {r.macs:,} | {r.seconds} |")
-    write_text_atomic(out / "results.md", "\n".join(lines) + "\n")
-    if done:
+    write_text_atomic(out / "results.md", results_markdown(rows) + "\n")
+    if done := _finished(rows):
         _plot(done, out / "tuning.png")
 
 
 def _plot(rows: list[TrialRow], path: Path) -> None:
-    from edge_runtime.plots import pyplot, save_figure
+    from edge_runtime.tools.plots import pyplot, save_figure
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -309,6 +343,8 @@ def tune(cfg: TuneConfig) -> TuneReport:
 
 def _train_best(trial, cfg: TuneConfig, out: Path) -> dict:
     """Train the best configuration again into DIR/best and measure its test accuracy, once."""
+    from toolkit.train import train
+
     tc = trial_config(cfg, trial.hyperparameters, cfg.epochs, limit=cfg.limit, data_dir=cfg.data_dir,
                       out=str(out / "best"))
     result = train(tc)

@@ -15,9 +15,11 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.camera.preprocess import preprocess_frame
+from edge_runtime.core.errors import FmnistEdgeError
 
 SPLITS = ("tune", "held-out", "all")
 
@@ -60,10 +62,6 @@ def accepted_mask(photos: list[Photo]) -> np.ndarray:
 
 def prepare(photos: list[Photo]) -> np.ndarray:
     """uint8 [N,28,28,1]: each photo through the camera's frame preprocessing."""
-    import cv2
-
-    from edge_runtime.preprocess import preprocess_frame
-
     out = np.zeros((len(photos), 28, 28, 1), np.uint8)
     for i, photo in enumerate(photos):
         image = cv2.imread(str(photo.path), cv2.IMREAD_COLOR)
@@ -99,16 +97,3 @@ def score(photos: list[Photo], probs: np.ndarray) -> PhotoScore:
                       per_class=per_class, ood_photos=int((~known).sum()),
                       ood_mean_confidence=round(float(conf[~known].mean()), 4) if (~known).any() else 0.0,
                       in_mean_confidence=round(float(conf[known].mean()), 4) if known.any() else 0.0)
-
-
-def evaluate_models(paths: list[str], root: str | Path, split: str = "held-out",
-                    threads: int | None = None) -> list[dict]:
-    """Each model's score on the photos of `split`, through the camera's preprocessing and the edge runtime."""
-    from dataclasses import asdict
-
-    from edge_runtime.evaluate import predict_all
-
-    chosen = load_photos(root, split)
-    images = prepare(chosen)
-    return [{"path": str(path), "split": split, **asdict(score(chosen, predict_all(path, images, threads)))}
-            for path in paths]

@@ -1,8 +1,9 @@
-"""The metadata every exported model carries, and reading it back without TensorFlow or onnx.
+"""The metadata every exported model carries: writing it into a file, and reading it back.
 
 TFLite files carry `metadata.json` in a zip archive appended to the flatbuffer (the interpreter
 ignores trailing bytes; zip readers find the archive from the end). ONNX files carry each field
-as a `metadata_props` entry, prefixed `fmnist_edge.`, values JSON-encoded.
+as a `metadata_props` entry, prefixed `fmnist_edge.`, values JSON-encoded; ONNX Runtime hands
+them over from the session it opened, so the file is parsed once.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from edge_runtime import onnx_proto
-from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.core.errors import FmnistEdgeError
 
 TFLITE_MEMBER = "metadata.json"
 ONNX_PREFIX = "fmnist_edge."
@@ -30,7 +30,7 @@ class ModelMetadata:
     precision: str = "fp32"
     format: str = ""
     preprocessing: str = ""
-    """Version of the frame preprocessing the model expects (edge_runtime.preprocess)."""
+    """Version of the frame preprocessing the model expects (edge_runtime.core.contract)."""
     toolkit_version: str = ""
     source_sha256: str = ""
     """SHA-256 of the Keras model file the export was made from."""
@@ -64,26 +64,32 @@ def onnx_metadata_props(meta: ModelMetadata) -> dict[str, str]:
     return {ONNX_PREFIX + k: json.dumps(v) for k, v in meta.to_dict().items()}
 
 
-def read_metadata(path: str | Path) -> ModelMetadata | None:
-    """The metadata embedded in a .tflite or .onnx file, or None when it has none."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".tflite":
-        try:
-            with zipfile.ZipFile(path) as archive:
-                raw = json.loads(archive.read(TFLITE_MEMBER))
-        except (zipfile.BadZipFile, KeyError):
-            return None
-        except (OSError, ValueError) as exc:
-            raise FmnistEdgeError(f"{path}: unreadable metadata ({exc}); re-export the model") from None
-        return ModelMetadata.from_dict(raw)
-    if suffix == ".onnx":
-        props = onnx_proto.read_model(path).metadata_props
-        raw = {k[len(ONNX_PREFIX):]: v for k, v in props.items() if k.startswith(ONNX_PREFIX)}
-        if not raw:
-            return None
-        try:
-            return ModelMetadata.from_dict({k: json.loads(v) for k, v in raw.items()})
-        except ValueError as exc:
-            raise FmnistEdgeError(f"{path}: unreadable metadata ({exc}); re-export the model") from None
-    raise FmnistEdgeError(f"{path}: not a model file (expected .tflite or .onnx)")
+def _unreadable(path: Path, exc: Exception) -> FmnistEdgeError:
+    return FmnistEdgeError(f"{path}: unreadable metadata ({exc}); re-export the model")
+
+
+def tflite_metadata(path: Path) -> dict | None:
+    """The decoded metadata.json appended to a .tflite file, or None when it has none."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read(TFLITE_MEMBER))
+    except (zipfile.BadZipFile, KeyError):
+        return None
+    except (OSError, ValueError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def onnx_metadata(path: Path, props: dict[str, str]) -> dict | None:
+    """The fmnist-edge entries of an ONNX file's metadata_props, decoded; None when it has none."""
+    raw = {k[len(ONNX_PREFIX):]: v for k, v in props.items() if k.startswith(ONNX_PREFIX)}
+    if not raw:
+        return None
+    try:
+        return {k: json.loads(v) for k, v in raw.items()}
+    except ValueError as exc:
+        raise _unreadable(path, exc) from None
+
+
+def parse_metadata(path: Path, raw: dict | None) -> ModelMetadata | None:
+    """The ModelMetadata of decoded metadata (None stays None)."""
+    return None if raw is None else ModelMetadata.from_dict(raw)

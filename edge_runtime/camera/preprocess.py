@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.core.contract import PREPROCESSING_VERSION
+from edge_runtime.core.errors import FmnistEdgeError
 
-PREPROCESSING_VERSION = "fmnist-edge-frame/1"
+__all__ = ["PREPROCESSING_VERSION", "PreparedFrame", "PreprocessOptions", "preprocess_frame"]
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.errors import FmnistEdgeError
-from edge_runtime.labels import IMAGE_SHAPE, NUM_CLASSES
+from edge_runtime.core.contract import IMAGE_SHAPE, NUM_CLASSES
+from edge_runtime.core.errors import FmnistEdgeError, first_line
+from edge_runtime.core.metadata import ModelMetadata
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,16 @@ class Backend(abc.ABC):
     input: TensorSpec
     output: TensorSpec
     threads: int | None
+    metadata: ModelMetadata | None
+    """What the file says about itself; None for a file exported without fmnist-edge's metadata."""
 
     @abc.abstractmethod
     def predict(self, images: np.ndarray) -> np.ndarray:
         """uint8 [N,28,28,1] raw pixels -> float32 [N,10] class probabilities."""
+
+    def predict_batches(self, images: np.ndarray, batch: int = 500) -> np.ndarray:
+        """predict() over any number of images, `batch` at a time (bounded memory, one tensor size)."""
+        return np.concatenate([self.predict(images[i : i + batch]) for i in range(0, len(images), batch)])
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -63,9 +70,7 @@ def check_images(images: np.ndarray) -> np.ndarray:
 
 def load_error(path: Path, kind: str, exc: Exception) -> FmnistEdgeError:
     """One line for a file the runtime could not load: its first line of complaint, and the fix."""
-    text = str(exc).strip()
-    first = text.splitlines()[0][:200] if text else type(exc).__name__
-    return FmnistEdgeError(f"{path}: not a valid {kind} model ({first}); export it again")
+    return FmnistEdgeError(f"{path}: not a valid {kind} model ({first_line(exc)}); export it again")
 
 
 def classifier_io(path: Path, inputs: list, outputs: list, spec) -> tuple[TensorSpec, TensorSpec]:

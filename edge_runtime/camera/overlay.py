@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge_runtime.smoothing import UNSURE, SmoothedLabel
+from edge_runtime.camera.smoothing import UNSURE, SmoothedLabel
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _GREEN, _AMBER, _WHITE, _BLACK = (60, 200, 60), (0, 170, 255), (255, 255, 255), (0, 0, 0)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from importlib import metadata
+from importlib import metadata as distributions
 from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.backends.base import Backend, TensorSpec, check_images, classifier_io, load_error
-from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.core.backends.base import Backend, TensorSpec, check_images, classifier_io, load_error
+from edge_runtime.core.errors import FmnistEdgeError
+from edge_runtime.core.metadata import parse_metadata, tflite_metadata
+from edge_runtime.core.quiet import quiet_native_stderr
 
 
 def interpreter_module():
@@ -17,13 +19,13 @@ def interpreter_module():
     try:
         from ai_edge_litert import interpreter
 
-        return interpreter, "litert", metadata.version("ai-edge-litert")
+        return interpreter, "litert", distributions.version("ai-edge-litert")
     except ImportError:
         pass
     try:
         from tflite_runtime import interpreter
 
-        return interpreter, "tflite_runtime", metadata.version("tflite-runtime")
+        return interpreter, "tflite_runtime", distributions.version("tflite-runtime")
     except ImportError:
         raise FmnistEdgeError("no TFLite interpreter installed: pip install ai-edge-litert") from None
 
@@ -71,10 +73,12 @@ class LiteRTBackend(Backend):
         module, self.name, self.version = interpreter_module()
         self.threads = threads
         try:
-            self._interp = module.Interpreter(model_path=str(self.path), num_threads=threads)
-            self._interp.allocate_tensors()
+            with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                self._interp = module.Interpreter(model_path=str(self.path), num_threads=threads)
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise load_error(self.path, "TFLite", exc) from None
+        self.metadata = parse_metadata(self.path, tflite_metadata(self.path))
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
         self.input, self.output = classifier_io(self.path, inputs, outputs, _spec)
         self._in_index, self._out_index = inputs[0]["index"], outputs[0]["index"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_runtime.labels import CLASS_NAMES, NUM_CLASSES
+from edge_runtime.core.contract import CLASS_NAMES, NUM_CLASSES
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:

@@ -13,23 +13,16 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
 
-from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.core.address import parse_host_port
+from edge_runtime.core.errors import FmnistEdgeError
 
 log = logging.getLogger(__name__)
 BOUNDARY = "fmnist-edge-frame"
-
-
-def parse_address(value: str) -> tuple[str, int]:
-    """HOST:PORT, :PORT or PORT; the host defaults to 127.0.0.1 (this machine only)."""
-    host, _, port = value.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise FmnistEdgeError(f"--serve {value!r}: give HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")
-    return host, int(port)
 
 
 class FrameServer:
@@ -44,13 +37,13 @@ class FrameServer:
         self._snapshots_wanted = 0
         self._closed = False
         self._quality = jpeg_quality
-        host, port = parse_address(address)
-        handler = _handler(self)
+        host, port = parse_host_port(address, "--serve")
         try:
-            self._httpd = ThreadingHTTPServer((host, port), handler)
+            self._httpd = ThreadingHTTPServer((host, port), _Handler)
         except OSError as exc:
             raise FmnistEdgeError(f"--serve {address}: cannot listen ({exc.strerror}); pick another port") from None
         self._httpd.daemon_threads = True
+        self._httpd.frames = self  # the handler's way back to the frames
         self.host, self.port = self._httpd.server_address[:2]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="serve", daemon=True)
         self._thread.start()
@@ -108,58 +101,68 @@ class FrameServer:
         self._httpd.server_close()
 
 
-def _handler(server: FrameServer):
-    page = (Path(__file__).resolve().parent / "web" / "index.html").read_bytes()
+PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, fmt, *args):
-            log.debug("%s " + fmt, self.address_string(), *args)
 
-        def _send(self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
+class _Handler(BaseHTTPRequestHandler):
+    """The routes: the page, the state, one frame, the stream."""
 
-        def do_GET(self):
-            path = self.path.split("?")[0]
-            if path in ("/", "/index.html"):
-                self._send(page, "text/html; charset=utf-8")
-            elif path == "/state.json":
-                self._send(json.dumps(server.state()).encode(), "application/json")
-            elif path == "/frame.jpg":
-                jpeg = server.snapshot()
+    routes: ClassVar[dict[str, str]] = {"/": "_page", "/index.html": "_page", "/state.json": "_state",
+                                        "/frame.jpg": "_frame", "/stream.mjpg": "_stream"}
+
+    @property
+    def frames(self) -> FrameServer:
+        return self.server.frames
+
+    def log_message(self, fmt, *args):
+        log.debug("%s " + fmt, self.address_string(), *args)
+
+    def _send(self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        route = self.routes.get(self.path.split("?")[0])
+        if route is None:
+            self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
+        else:
+            getattr(self, route)()
+
+    def _page(self) -> None:
+        self._send(PAGE.read_bytes(), "text/html; charset=utf-8")
+
+    def _state(self) -> None:
+        self._send(json.dumps(self.frames.state()).encode(), "application/json")
+
+    def _frame(self) -> None:
+        jpeg = self.frames.snapshot()
+        if jpeg is None:
+            self._send(b"no frame yet\n", "text/plain", HTTPStatus.SERVICE_UNAVAILABLE)
+        else:
+            self._send(jpeg, "image/jpeg")
+
+    def _stream(self) -> None:
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.frames.viewer(+1)
+        seq = 0
+        try:
+            while True:
+                seq, jpeg = self.frames.next_jpeg(seq)
                 if jpeg is None:
-                    self._send(b"no frame yet\n", "text/plain", HTTPStatus.SERVICE_UNAVAILABLE)
-                else:
-                    self._send(jpeg, "image/jpeg")
-            elif path == "/stream.mjpg":
-                self._stream()
-            else:
-                self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
-
-        def _stream(self) -> None:
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            server.viewer(+1)
-            seq = 0
-            try:
-                while True:
-                    seq, jpeg = server.next_jpeg(seq)
-                    if jpeg is None:
-                        if server.closed:
-                            return
-                        continue
-                    self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                                     f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
-                    self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the viewer went away
-            finally:
-                server.viewer(-1)
-
-    return Handler
+                    if self.frames.closed:
+                        return
+                    continue
+                self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                                 f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the viewer went away
+        finally:
+            self.frames.viewer(-1)

@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.classifier import load_model
-from edge_runtime.preprocess import preprocess_frame
+from edge_runtime.camera.preprocess import preprocess_frame
+from edge_runtime.core.classifier import load_model
 
 
 def read_image(path: str) -> np.ndarray | None:

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.backends import Backend, open_backend
-from edge_runtime.errors import FmnistEdgeError
-from edge_runtime.labels import CLASS_NAMES
-from edge_runtime.metadata import ModelMetadata, read_metadata
-from edge_runtime.preprocess import PREPROCESSING_VERSION
+from edge_runtime.core.backends import Backend, open_backend
+from edge_runtime.core.contract import CLASS_NAMES, PREPROCESSING_VERSION
+from edge_runtime.core.errors import FmnistEdgeError
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +37,18 @@ class Prediction:
 class Classifier:
     """A model file with its class names: uint8 [N,28,28,1] in, probabilities or top-1 out."""
 
-    def __init__(self, backend: Backend, metadata: ModelMetadata | None):
+    def __init__(self, backend: Backend):
         self.backend = backend
-        self.metadata = metadata
+        self.metadata = backend.metadata
         self.path = backend.path
-        self.class_names = tuple(metadata.class_names) if metadata else CLASS_NAMES
+        self.class_names = tuple(self.metadata.class_names) if self.metadata else CLASS_NAMES
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """float32 [N,10] probabilities for raw Fashion-MNIST-polarity pixels."""
         return self.backend.predict(images)
 
     def classify(self, images: np.ndarray) -> list[Prediction]:
-        probs = self.predict(images)
+        probs = self.backend.predict_batches(images)
         ids = probs.argmax(axis=1)
         return [Prediction(int(i), self.class_names[i], float(p[i])) for i, p in zip(ids, probs, strict=True)]
 
@@ -67,11 +65,11 @@ class Classifier:
 def load_model(path: str | Path | None = None, threads: int | None = None) -> Classifier:
     """Load `path` (.tflite or .onnx) or, with no path, the bundled int8 TFLite model."""
     path = Path(path) if path is not None else bundled_model_path()
-    backend = open_backend(path, threads)
-    metadata = read_metadata(path)
-    if metadata is None:
+    model = Classifier(open_backend(path, threads))
+    meta = model.metadata
+    if meta is None:
         log.warning("%s carries no fmnist-edge metadata; assuming the Fashion-MNIST classes in order", path)
-    elif metadata.preprocessing and metadata.preprocessing != PREPROCESSING_VERSION:
+    elif meta.preprocessing and meta.preprocessing != PREPROCESSING_VERSION:
         log.warning("%s was made for frame preprocessing %s, this runtime has %s; camera and predict results "
-                    "may differ from what was measured at export", path, metadata.preprocessing, PREPROCESSING_VERSION)
-    return Classifier(backend, metadata)
+                    "may differ from what was measured at export", path, meta.preprocessing, PREPROCESSING_VERSION)
+    return model

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.core.errors import FmnistEdgeError
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.backends import Backend, TensorSpec, open_backend
-from edge_runtime.metadata import read_metadata
-from edge_runtime.onnx_proto import OnnxModel, read_model
+from edge_runtime.core.backends import Backend, TensorSpec, open_backend
+from edge_runtime.tools.onnx_proto import OnnxModel, read_model
 
 
 @dataclass
@@ -76,7 +75,7 @@ def describe(path: str | Path) -> ModelInfo:
             inputs, outputs, ops = _onnx_details(backend, path)
         else:
             inputs, outputs, ops = [_tensor(backend.input)], [_tensor(backend.output)], backend.op_counts()
-        meta = read_metadata(path)
+        meta = backend.metadata
         return ModelInfo(path=str(path), format=path.suffix.lower().lstrip("."), size_bytes=path.stat().st_size,
                          backend=backend.name, backend_version=backend.version, inputs=inputs, outputs=outputs,
                          op_counts=dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),

@@ -1,8 +1,10 @@
-"""Just enough of the protobuf wire format to read an ONNX file's metadata, nodes and tensors.
+"""Just enough of the protobuf wire format to read an ONNX file's nodes and tensors, for `info`.
 
-The edge install has onnxruntime but not the `onnx` package; `info` still wants the operator
-counts, the metadata_props and the input quantization of a model, which onnxruntime does not
-expose. Field numbers are those of onnx/onnx.proto3.
+The edge install has onnxruntime but not the `onnx` package. ONNX Runtime hands over a file's
+metadata_props (the backends read them from the session), but not its graph: `info` still wants
+the operator counts and the scale and zero point a QDQ graph quantizes its input with, so it
+parses the file itself. Nothing else does: loading a model never runs this parser. Field numbers
+are those of onnx/onnx.proto3.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.errors import FmnistEdgeError
+from edge_runtime.core.errors import FmnistEdgeError
 
 
 class _Truncated(Exception):
@@ -72,7 +74,6 @@ _DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 6: np.int32, 7: np.int64, 10:
 @dataclass
 class OnnxModel:
     op_counts: Counter = field(default_factory=Counter)
-    metadata_props: dict[str, str] = field(default_factory=dict)
     nodes: list[tuple[str, list[str], list[str]]] = field(default_factory=list)
     """(op_type, inputs, outputs) in graph order."""
     initializers: dict[str, np.ndarray] = field(default_factory=dict)
@@ -114,9 +115,6 @@ def read_model(path: str | Path) -> OnnxModel:
         if 7 not in model:
             raise _Truncated
         out = OnnxModel(producer=_text(model, 2))
-        for entry in model.get(14, []):
-            kv = parse_message(entry)
-            out.metadata_props[_text(kv, 1)] = _text(kv, 2)
         for opset in model.get(8, []):
             op = parse_message(opset)
             if not _text(op, 1):  # the default domain

@@ -8,6 +8,7 @@ nothing a user's call would not pay.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import resource
 import sys
@@ -17,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime import device
-from edge_runtime.backends import open_backend
-from edge_runtime.metadata import read_metadata
+from edge_runtime.core.backends import Backend, open_backend
+from edge_runtime.tools import device
+from edge_runtime.tools.tables import markdown_table, text_table
 
 
 @dataclass
@@ -55,12 +56,17 @@ class BenchReport:
     def to_dict(self) -> dict:
         return {"device": self.device, "results": [asdict(r) for r in self.results]}
 
+    def render(self, fmt: str) -> str:
+        """"json", "markdown" or "text"."""
+        if fmt == "json":
+            return json.dumps(self.to_dict(), indent=2)
+        return format_markdown(self) if fmt == "markdown" else format_text(self)
 
-def _precision(path: Path) -> str:
-    meta = read_metadata(path)
-    if meta is not None:
-        return meta.precision
-    stem = path.stem  # model_int8 -> int8, for files exported elsewhere
+
+def _precision(backend: Backend) -> str:
+    if backend.metadata is not None:
+        return backend.metadata.precision
+    stem = backend.path.stem  # model_int8 -> int8, for files exported elsewhere
     return stem.rsplit("_", 1)[-1] if "_" in stem else "unknown"
 
 
@@ -88,7 +94,7 @@ def measure(path: str, threads: int, batch: int, runs: int, warmup: int, seed: i
     if sys.platform == "darwin":
         peak_kb /= 1024  # bytes on macOS
     result = BenchResult(
-        model=str(path), format=path.suffix.lstrip(".").lower(), precision=_precision(path),
+        model=str(path), format=path.suffix.lstrip(".").lower(), precision=_precision(backend),
         backend=backend.name, backend_version=backend.version, threads=threads, batch=batch,
         size_bytes=path.stat().st_size, load_ms=round(load_ms, 3), first_ms=round(first_ms, 4),
         p50_ms=round(float(np.percentile(ms, 50)), 4), p90_ms=round(float(np.percentile(ms, 90)), 4),
@@ -116,10 +122,6 @@ def run(models: list[str | Path], threads: list[int], batch: int = 1, runs: int 
     after = device.snapshot()
     report.device.update(before=before, after=after, throttled=device.throttled_during(before, after))
     return report
-
-
-COLUMNS = ("model", "precision", "backend", "threads", "batch", "size_bytes", "load_ms", "first_ms", "p50_ms",
-           "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput_ips", "peak_rss_mb")
 
 
 def display_names(paths: list[str]) -> dict[str, str]:
@@ -157,19 +159,14 @@ def device_line(dev: dict) -> str:
             f"{dev.get('os')}; Python {dev.get('python')}; {temp}; {throttled}")
 
 
-def format_text(report: BenchReport) -> str:
+def _rows(report: BenchReport) -> list[list[str]]:
     names = display_names([r.model for r in report.results])
-    rows = [HEADERS] + [_cells(r, names[r.model]) for r in report.results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-             for row in rows]
-    lines.insert(1, "-" * len(lines[0]))
-    return device_line(report.device) + "\n" + "\n".join(lines)
+    return [_cells(r, names[r.model]) for r in report.results]
+
+
+def format_text(report: BenchReport) -> str:
+    return device_line(report.device) + "\n" + text_table(HEADERS, _rows(report))
 
 
 def format_markdown(report: BenchReport) -> str:
-    lines = [f"Device: {device_line(report.device)}", "", "| " + " | ".join(HEADERS) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(HEADERS) - 1)) + "|"]
-    names = display_names([r.model for r in report.results])
-    lines += ["| " + " | ".join(_cells(r, names[r.model])) + " |" for r in report.results]
-    return "\n".join(lines)
+    return f"Device: {device_line(report.device)}\n\n" + markdown_table(HEADERS, _rows(report))

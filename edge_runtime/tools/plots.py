@@ -6,9 +6,9 @@ import os
 
 import numpy as np
 
-from edge_runtime.errors import FmnistEdgeError
-from edge_runtime.fsutil import atomic_path
-from edge_runtime.labels import CLASS_NAMES
+from edge_runtime.core.contract import CLASS_NAMES
+from edge_runtime.core.errors import FmnistEdgeError
+from edge_runtime.core.files import atomic_path
 
 
 def pyplot():

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.backends.base import Backend, TensorSpec, check_images, classifier_io, load_error
+from edge_runtime.core.backends.base import Backend, TensorSpec, check_images, classifier_io, load_error
+from edge_runtime.core.metadata import onnx_metadata, parse_metadata
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
               "tensor(float16)": "float16"}
@@ -49,6 +50,8 @@ class OnnxRuntimeBackend(Backend):
             raise load_error(self.path, "ONNX", exc) from None
         self.input, self.output = classifier_io(self.path, self._session.get_inputs(), self._session.get_outputs(),
                                                 _spec)
+        self.metadata = parse_metadata(self.path, onnx_metadata(self.path,
+                                                                self._session.get_modelmeta().custom_metadata_map))
         self._in_dtype = np.dtype(self.input.dtype)
         self._out_names = [self.output.name]
 

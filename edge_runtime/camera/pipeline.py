@@ -1,0 +1,105 @@
+"""The camera's per-frame step: preprocess -> infer -> smooth, each timed, and the annotated
+picture drawn only when a sink wants it.
+
+A FrameResult is everything a sink may need about one frame: the frame as captured, what the
+model saw, its answer, the smoothed label, and how long each stage took.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_runtime.camera.overlay import draw
+from edge_runtime.camera.preprocess import PreparedFrame, preprocess_frame
+from edge_runtime.camera.smoothing import LabelSmoother, SmoothedLabel
+from edge_runtime.camera.sources import Frame
+from edge_runtime.core.classifier import Classifier
+
+STAGES = ("wait", "preprocess", "inference", "draw")
+"""Timed per frame: waiting for the capture, preprocessing, inference (with smoothing), and
+drawing and showing the picture (every sink that needs it)."""
+
+clock = time.perf_counter
+
+
+@dataclass
+class FrameResult:
+    frame: Frame
+    prepared: PreparedFrame
+    probs: np.ndarray
+    """This frame's own probabilities."""
+    shown: SmoothedLabel
+    """What the display shows: averaged over recent frames, "unsure" below the threshold."""
+    fps: float
+    """Frames classified per second since the start, this one included."""
+    stages: dict[str, float] = field(default_factory=dict)
+    """Seconds spent in each of STAGES; "draw" once finish() has run."""
+    picture: np.ndarray | None = None
+    """The annotated frame (BGR), when a sink wanted it."""
+    inferred_at: float = 0.0
+    """clock() when inference and smoothing ended: the draw stage starts there."""
+
+    @property
+    def class_id(self) -> int:
+        return int(self.probs.argmax())
+
+    @property
+    def score(self) -> float:
+        return float(self.probs[self.class_id])
+
+    @property
+    def found(self) -> bool:
+        return self.prepared.box is not None
+
+    @property
+    def classify_ms(self) -> float:
+        """Preprocessing and inference: what the overlay and the web page show as latency."""
+        return (self.stages["preprocess"] + self.stages["inference"]) * 1e3
+
+    @property
+    def latency_ms(self) -> float:
+        """From the frame in hand to every picture shown."""
+        return sum(self.stages[s] for s in STAGES[1:]) * 1e3
+
+    def finish(self) -> None:
+        """End the draw stage: the picture, if any, is drawn and shown."""
+        self.stages["draw"] = clock() - self.inferred_at
+
+    def record(self) -> dict:
+        """The frame's JSON line (the CLI contract's keys first)."""
+        return {"frame": self.frame.index, "label": self.shown.label, "class_id": self.class_id,
+                "score": round(self.score, 4), "latency_ms": round(self.latency_ms, 3),
+                "smoothed_score": round(self.shown.score, 4), "found": self.found,
+                "age_ms": round((clock() - self.frame.captured) * 1e3, 3),
+                "stages_ms": {k: round(v * 1e3, 3) for k, v in self.stages.items()}}
+
+
+class FrameStep:
+    """Turns one captured frame into a FrameResult with the model, the smoother and the region of interest."""
+
+    def __init__(self, model: Classifier, smoother: LabelSmoother, roi: tuple[int, int, int, int] | None = None):
+        self.model = model
+        self.smoother = smoother
+        self.roi = roi
+        self.frames = 0
+        self.started = clock()
+
+    def process(self, frame: Frame, waited: float) -> FrameResult:
+        t0 = clock()
+        prepared = preprocess_frame(frame.image, self.roi)
+        t1 = clock()
+        probs = self.model.predict(prepared.image[np.newaxis])[0]
+        shown = self.smoother.update(probs if prepared.box is not None else None)
+        t2 = clock()
+        self.frames += 1
+        return FrameResult(frame, prepared, probs, shown, fps=self.frames / max(t2 - self.started, 1e-9),
+                           stages={"wait": waited, "preprocess": t1 - t0, "inference": t2 - t1}, inferred_at=t2)
+
+    def annotate(self, result: FrameResult) -> np.ndarray:
+        """The frame with the label, score, top-3 bars, the model's input, FPS and latency drawn on a copy
+        (the captured frame stays as it was, for sinks that keep it)."""
+        return draw(result.frame.image.copy(), result.shown, self.model.class_names, result.prepared.image,
+                    result.prepared.box, result.fps, result.classify_ms)

@@ -1,0 +1,31 @@
+"""`--serve HOST:PORT`: the annotated frames as an MJPEG stream and the label as JSON, for a browser."""
+
+from __future__ import annotations
+
+from edge_runtime.camera.pipeline import FrameResult
+from edge_runtime.camera.serve import FrameServer
+from edge_runtime.camera.sinks.base import Sink, StreamInfo
+
+
+class ServerSink(Sink):
+    needs_picture = True
+    paces = True
+
+    def __init__(self, address: str):
+        self.address = address
+        self.server: FrameServer | None = None
+
+    def start(self, stream: StreamInfo) -> None:
+        self.server = FrameServer(self.address)
+
+    def wants_picture(self) -> bool:
+        return self.server is not None and self.server.wants_picture  # JPEG-encoded only while watched
+
+    def consume(self, result: FrameResult) -> None:
+        self.server.publish(result.picture, {"label": result.shown.label, "score": round(result.shown.score, 4),
+                                             "frame": result.frame.index, "fps": round(result.fps, 2),
+                                             "latency_ms": round(result.classify_ms, 3)})
+
+    def stop(self, summary) -> None:
+        if self.server is not None:
+            self.server.close()
