@@ -19,9 +19,13 @@ from edge_runtime.tools.tables import markdown_table
 
 
 def machine_name(report: dict, path: Path) -> str:
+    """The board or CPU, marked where the run throttled or the board failed `verify` (it computes
+    something other than what the exporter computed for a file)."""
     device = report.get("device", {})
     name = device.get("board") or device.get("cpu") or path.stem
-    return name + (" (throttled)" if device.get("throttled") else "")
+    marks = ["throttled"] * bool(device.get("throttled"))
+    marks += ["verify failed"] * any(not v["passed"] for v in device.get("verify") or [])
+    return name + (f" ({', '.join(marks)})" if marks else "")
 
 
 def merge(reports: list[tuple[Path, dict]], p99: bool = False) -> str:

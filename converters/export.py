@@ -9,6 +9,7 @@ inspection; it never replaces a good model.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 from collections.abc import Callable
@@ -19,14 +20,17 @@ import numpy as np
 
 from converters import metadata as meta
 from converters import onnx as onnx_conv
+from converters import references
 from converters import tf as tf_loader
 from converters import tflite as tflite_conv
 from converters.base import ExportedModel, ExportError, Target
 from converters.validate import GateError, GateLimits, Reference, check
 from edge_runtime.core.backends import open_backend, predict_file
 from edge_runtime.core.errors import first_line
-from edge_runtime.core.files import temp_beside, write_json_atomic
+from edge_runtime.core.files import atomic_path, temp_beside, write_json_atomic
 from edge_runtime.core.metadata import ModelMetadata, onnx_metadata_props, tflite_with_metadata
+from edge_runtime.core.modelfile import ONNX_CHECKSUM_KEY, ONNX_REFERENCES_KEY, PLACEHOLDER, seal
+from edge_runtime.core.references import References
 from edge_runtime.tools.tables import text_table
 
 log = logging.getLogger(__name__)
@@ -83,25 +87,33 @@ class _Converter:
         self.calibration = calibration
         self._onnx_fp32 = None
 
-    def __call__(self, target: Target) -> Callable[[ModelMetadata | None], bytes]:
+    def __call__(self, target: Target) -> Callable[..., bytes]:
+        """A renderer: (metadata, references) -> the file's bytes; (None, None) gives the bare model."""
         if target.format == "tflite":
             flat = tflite_conv.convert(self.model, target.precision, self.calibration)
-            return lambda m: flat if m is None else tflite_with_metadata(flat, m)
+            return lambda m, refs: flat if m is None else tflite_with_metadata(flat, m, refs.to_bytes())
         if self._onnx_fp32 is None:
             self._onnx_fp32 = onnx_conv.to_onnx(self.model)
         proto = self._onnx_fp32 if target.precision == "fp32" else \
             onnx_conv.quantize(self._onnx_fp32, target.precision, self.calibration)
-        return lambda m: _onnx_bytes(proto, m)
+        return lambda m, refs: _onnx_bytes(proto, m, refs)
 
 
-def _onnx_bytes(proto, metadata: ModelMetadata | None) -> bytes:
+def _onnx_bytes(proto, metadata: ModelMetadata | None, refs: References | None) -> bytes:
+    """The serialized model; with metadata, also the references and, last, the checksum of its bytes."""
     import onnx
 
     copy = onnx.ModelProto()
     copy.CopyFrom(proto)
-    if metadata is not None:
-        onnx.helper.set_model_props(copy, onnx_metadata_props(metadata))
-    return copy.SerializeToString()
+    if metadata is None:
+        return copy.SerializeToString()
+    if len(copy.training_info) or len(copy.functions):
+        raise ExportError("the ONNX model has training_info or functions, which protobuf writes after the "
+                          "checksum entry; cannot seal it")
+    props = {**onnx_metadata_props(metadata), ONNX_REFERENCES_KEY: base64.b64encode(refs.to_bytes()).decode(),
+             ONNX_CHECKSUM_KEY: PLACEHOLDER.decode()}  # last: protobuf keeps the order
+    onnx.helper.set_model_props(copy, props)
+    return seal(copy.SerializeToString(), ".onnx")
 
 
 def _install(target: Target, out: Path, render: Callable, ref: Reference, arch: str, source_sha: str,
@@ -110,14 +122,15 @@ def _install(target: Target, out: Path, render: Callable, ref: Reference, arch: 
     rejected = final.with_name(f"model_{target.precision}.rejected.{target.format}")
     tmp = temp_beside(final)
     try:
-        tmp.write_bytes(render(None))
+        tmp.write_bytes(render(None, None))
         probs = predict_file(tmp, ref.images)
         row = check(final, target.format, target.precision, probs, ref, limits)
         with open_backend(tmp) as backend:
-            input_spec = backend.input
-        info = meta.build(target.format, target.precision, arch, source_sha, input_spec, n_calib, row.accuracy)
-        tmp.write_bytes(render(info))
-        if not np.array_equal(predict_file(tmp, ref.images), probs):
+            info = meta.build(target.format, target.precision, arch, source_sha, backend.input, n_calib,
+                              row.accuracy)
+            refs = references.build(ref.images, ref.labels, probs, backend, limits.rule(target.precision))
+        tmp.write_bytes(render(info, refs))
+        if not np.array_equal(predict_file(tmp, ref.images), probs):  # also checks the checksum
             raise ExportError(f"{final}: embedding the metadata changed the model's answers")
         row.size_bytes = tmp.stat().st_size
         # A file that fails the gate is kept for inspection, never where a good model is.
@@ -155,4 +168,30 @@ def export(keras_path: str | Path, out: str | Path, targets: list[Target], calib
     return report
 
 
-__all__ = ["FORMATS", "ExportReport", "calibration_set", "export", "plan"]
+def restamp(path: str | Path, test_images: np.ndarray, test_labels: np.ndarray,
+            limits: GateLimits | None = None) -> None:
+    """Give a file exported before references and checksums existed both, without converting it again:
+    the model bytes stay, its metadata stays, its own answers on the test set become its references.
+    The file is replaced atomically, and only if it still gives exactly the same answers."""
+    path, limits = Path(path), limits or GateLimits()
+    with open_backend(path) as backend:
+        if backend.metadata is None:
+            raise ExportError(f"{path}: carries no fmnist-edge metadata; export it with fmnist-edge instead")
+        probs = backend.predict_batches(test_images)
+        refs = references.build(test_images, test_labels, probs, backend, limits.rule(backend.metadata.precision))
+        info = backend.metadata
+    if path.suffix.lower() == ".tflite":
+        data = tflite_with_metadata(path.read_bytes(), info, refs.to_bytes())
+    else:
+        import onnx
+
+        proto = onnx.load_from_string(path.read_bytes())
+        del proto.metadata_props[:]
+        data = _onnx_bytes(proto, info, refs)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+        if not np.array_equal(predict_file(tmp, test_images), probs):
+            raise ExportError(f"{path}: stamping changed the model's answers; the file was left as it was")
+
+
+__all__ = ["FORMATS", "ExportReport", "calibration_set", "export", "plan", "restamp"]

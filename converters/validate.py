@@ -27,6 +27,13 @@ class GateLimits:
     max_accuracy_drop: dict = field(default_factory=lambda: {"int8": 0.005})
     """Largest loss of test accuracy against Keras, as a fraction (0.005 = 0.5 pp)."""
 
+    def rule(self, precision: str) -> dict:
+        """What a file of this precision may differ by: what the gate checks, written into the file so a
+        device can apply the same rule to its own answers (tools.verify)."""
+        return {"precision": precision, "min_agreement": self.min_agreement.get(precision),
+                "max_accuracy_drop": self.max_accuracy_drop.get(precision),
+                "max_abs_diff": self.fp32_max_abs_diff if precision == "fp32" else None}
+
 
 @dataclass
 class Reference:

@@ -1,4 +1,9 @@
-"""Shared fixtures: the real dataset (Debian package) and a CLI runner in a subprocess."""
+"""Shared fixtures: the real dataset (Debian package), a CLI runner in a subprocess, golden model files.
+
+Tests that need the training extras (TensorFlow) carry the `train` marker, or skip their whole
+module; where TensorFlow is not installed (a base install, `make test-arm64`) they are skipped and
+everything else runs.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,28 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+
+
+def has_tensorflow() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+# Modules that import TensorFlow at the top, not collected without it (pytest lists what it skipped
+# by marker, not these: `make test-arm64` names them).
+TRAINING_MODULES = ["test_train.py", "test_tune.py", "test_export.py"]
+collect_ignore = [] if has_tensorflow() else TRAINING_MODULES
+
+
+def pytest_collection_modifyitems(config, items):
+    if has_tensorflow():
+        return
+    skip = pytest.mark.skip(reason="needs the training extras (TensorFlow): pip install 'fmnist-edge[train]'")
+    for item in items:
+        if "train" in item.keywords:
+            item.add_marker(skip)
 
 
 ALL_FILES = ["model_fp32.tflite", "model_fp16.tflite", "model_dynamic.tflite", "model_int8.tflite",
@@ -57,6 +84,13 @@ def test_set(fmnist_dir):
     from toolkit import data
 
     return data.load_split("test", fmnist_dir)
+
+
+@pytest.fixture(scope="session")
+def golden() -> tuple[Path, dict]:
+    """Tiny models exported to every format and precision, committed (tests/golden/make_golden.py):
+    (directory, export report), as `exported` gives them, without TensorFlow."""
+    return GOLDEN_DIR, json.loads((GOLDEN_DIR / "export_report.json").read_text())
 
 
 @pytest.fixture(scope="session")

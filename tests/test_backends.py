@@ -1,6 +1,8 @@
-"""Edge backends on real exported files: both runtimes, every precision, batch 1 and 32."""
+"""Edge backends on real golden files: both runtimes, every precision, batch 1 and 32."""
 
 from __future__ import annotations
+
+import platform
 
 import numpy as np
 import pytest
@@ -12,11 +14,14 @@ from edge_runtime.core.backends.base import TensorSpec
 from edge_runtime.core.backends.litert import _input_mapper, _output_mapper
 from edge_runtime.core.errors import FmnistEdgeError
 
+GOLDEN_MACHINE = "x86_64"
+"""Where tests/golden was made."""
+
 
 @pytest.mark.parametrize("name", ALL_FILES)
 @pytest.mark.parametrize("batch", [1, 32])
-def test_predict_any_batch(exported, test_set, name, batch):
-    out, _ = exported
+def test_predict_any_batch(golden, test_set, name, batch):
+    out, _ = golden
     images, _ = test_set
     with open_backend(out / name, threads=1) as backend:
         probs = backend.predict(images[:batch])
@@ -34,17 +39,20 @@ def test_predict_any_batch(exported, test_set, name, batch):
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
-def test_backend_accuracy_matches_export_report(exported, test_set, name):
-    out, report = exported
+def test_backend_accuracy_matches_export_report(golden, test_set, name):
+    out, report = golden
     images, labels = test_set
     row = next(r for r in report["models"] if r["path"].endswith(name))
     with open_backend(out / name) as backend:  # batches of 500 as the gate (dynamic int8 depends on the batch)
         pred = np.concatenate([backend.predict(images[i : i + 500]) for i in range(0, 10000, 500)]).argmax(1)
-    assert (pred == labels).mean() == pytest.approx(row["accuracy"], abs=1e-9)
+    # Exactly what the exporter measured on the kind of CPU that made the files; elsewhere (LiteRT's int8
+    # kernels round differently on ARM) within what the gate allows an int8 file to lose.
+    same_cpu = platform.machine() == GOLDEN_MACHINE
+    assert (pred == labels).mean() == pytest.approx(row["accuracy"], abs=1e-9 if same_cpu else 0.005)
 
 
-def test_runtimes_are_named(exported):
-    out, _ = exported
+def test_runtimes_are_named(golden):
+    out, _ = golden
     with open_backend(out / "model_int8.tflite") as t, open_backend(out / "model_int8.onnx") as o:
         assert t.name in ("litert", "tflite_runtime") and t.version
         assert o.name == "onnxruntime" and o.version
@@ -56,8 +64,8 @@ def test_runtimes_are_named(exported):
     (np.zeros((1, 32, 32, 1), np.uint8), r"must have shape \[N,28,28,1\]"),
     (np.zeros((0, 28, 28, 1), np.uint8), r"must have shape \[N,28,28,1\]"),
 ])
-def test_wrong_input_refused(exported, bad, message):
-    out, _ = exported
+def test_wrong_input_refused(golden, bad, message):
+    out, _ = golden
     with open_backend(out / "model_int8.tflite") as backend, pytest.raises(ValueError, match=message):
         backend.predict(bad)
 
@@ -80,8 +88,8 @@ def test_output_dequantization_matches_the_formula():
     np.testing.assert_allclose(_output_mapper(spec)(codes), (codes.astype(np.float32) + 128) / 256)
 
 
-def test_load_model_reads_metadata(exported):
-    out, _ = exported
+def test_load_model_reads_metadata(golden):
+    out, _ = golden
     with load_model(out / "model_int8.onnx") as model:
         assert model.metadata.precision == "int8" and model.class_names[5] == "Sandal"
         top = model.classify(np.zeros((2, 28, 28, 1), np.uint8))
@@ -96,10 +104,10 @@ def test_missing_and_unknown_files(tmp_path):
         open_backend(tmp_path / "m.h5")
 
 
-def test_load_model_warns_about_a_different_preprocessing(exported, tmp_path, caplog):
+def test_load_model_warns_about_a_different_preprocessing(golden, tmp_path, caplog):
     from edge_runtime.core.metadata import ModelMetadata, tflite_with_metadata
 
-    out, _ = exported
+    out, _ = golden
     with open_backend(out / "model_int8.tflite") as backend:
         meta = backend.metadata
     flat = (out / "model_int8.tflite").read_bytes()

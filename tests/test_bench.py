@@ -13,8 +13,8 @@ RESULT_KEYS = {"model", "format", "precision", "backend", "backend_version", "th
 
 
 @pytest.fixture(scope="module")
-def bench_report(exported):
-    out, _ = exported
+def bench_report(golden):
+    out, _ = golden
     models = [str(out / "model_int8.tflite"), str(out / "model_fp32.onnx")]
     return models, run_cli_json("bench", *models, "--threads", "1,2", "--batch", "4", "--runs", "30", "--warmup", "3")
 
@@ -50,8 +50,8 @@ def test_device_block(bench_report):
     assert set(device["before"]) == {"temperature_c", "cpu_freq_mhz", "throttling"}
 
 
-def test_markdown_and_out_file(exported, tmp_path):
-    out, _ = exported
+def test_markdown_and_out_file(golden, tmp_path):
+    out, _ = golden
     model = str(out / "model_int8.tflite")
     md = run_cli("bench", model, "--runs", "10", "--warmup", "1", "--markdown").stdout
     assert "| model | precision | runtime |" in md and "model_int8.tflite" in md
@@ -61,8 +61,8 @@ def test_markdown_and_out_file(exported, tmp_path):
     assert json.loads(target.read_text())["results"][0]["model"] == model
 
 
-def test_conflicting_formats_refused(exported):
-    out, _ = exported
+def test_conflicting_formats_refused(golden):
+    out, _ = golden
     proc = run_cli("bench", str(out / "model_int8.tflite"), "--json", "--markdown", check=False)
     assert proc.returncode == 2 and "exclusive" in proc.stderr
 

@@ -14,9 +14,10 @@ import check_pi_wheels  # noqa: E402
 import run_matrix  # noqa: E402
 
 
-def report(board, cpu, p50, throttled=False):
+def report(board, cpu, p50, throttled=False, verified=True):
     return {"device": {"board": board, "cpu": cpu, "cores_usable": 4, "os": "Raspberry Pi OS", "python": "3.11.2",
-                       "governor": "ondemand", "throttled": throttled},
+                       "governor": "ondemand", "throttled": throttled,
+                       "verify": [{"model": "/x/model_int8.tflite", "passed": verified}]},
             "results": [{"model": "/x/model_int8.tflite", "precision": "int8", "backend": "litert", "threads": 1,
                          "batch": 1, "p50_ms": p50, "p99_ms": 2 * p50},
                         {"model": "/x/model_fp32.onnx", "precision": "fp32", "backend": "onnxruntime", "threads": 2,
@@ -27,14 +28,15 @@ def test_merge_puts_machines_side_by_side(tmp_path):
     files = []
     for name, rep in [("laptop", report(None, "AMD EPYC", 0.05)),
                       ("pi4", report("Raspberry Pi 4 Model B Rev 1.4", "Cortex-A72", 0.61, throttled=True)),
-                      ("pi5", report("Raspberry Pi 5 Model B Rev 1.0", "Cortex-A76", 0.21))]:
+                      ("pi5", report("Raspberry Pi 5 Model B Rev 1.0", "Cortex-A76", 0.21, verified=False))]:
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(rep))
         files.append(str(path))
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "merge.py"), *files, "--p99"],
                          capture_output=True, text=True, check=True).stdout
     header = next(line for line in out.splitlines() if line.startswith("| model"))
-    assert header.endswith("| AMD EPYC | Raspberry Pi 4 Model B Rev 1.4 (throttled) | Raspberry Pi 5 Model B Rev 1.0 |")
+    assert header.endswith("| AMD EPYC | Raspberry Pi 4 Model B Rev 1.4 (throttled) | "
+                           "Raspberry Pi 5 Model B Rev 1.0 (verify failed) |")
     assert "| model_int8.tflite | int8 | litert | 1 | 1 | 0.0500 / 0.1000 | 0.6100 / 1.2200 | 0.2100 / 0.4200 |" in out
     assert "| model_fp32.onnx | fp32 | onnxruntime | 2 | 1 |" in out
 

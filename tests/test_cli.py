@@ -42,6 +42,7 @@ def test_usage_error_exits_2():
     assert result.exit_code == 2 and "--epochs" in result.output
 
 
+@pytest.mark.train
 def test_unknown_architecture_is_a_usage_error():
     result = invoke("train", "--arch", "resnet-9000")
     assert result.exit_code == 2 and "seed-b" in result.output
@@ -59,12 +60,14 @@ def test_choices_come_from_the_library_tables():
         assert result.exit_code == 2 and all(f"'{c}'" in result.output for c in choices), result.output
 
 
+@pytest.mark.train
 def test_domain_error_is_one_line_exit_1(tmp_path):
     proc = run_cli("train", "--data-dir", str(tmp_path / "empty"), "--limit", "10", check=False,
                    env={"FMNIST_EDGE_MIRROR": "http://127.0.0.1:9/"})
     assert error_line(proc).startswith("Error: could not download train-images-idx3-ubyte.gz")
 
 
+@pytest.mark.train
 @pytest.mark.parametrize(("pair", "message"), [
     ("separable=maybe", "the value must be a number, true or false"),
     ("dropout", "give NAME=VALUE"),
@@ -75,6 +78,7 @@ def test_bad_arch_param_is_a_usage_error(pair, message):
     assert result.exit_code == 2 and message in result.output
 
 
+@pytest.mark.train
 def test_arch_params_reach_the_model(tmp_path, fmnist_dir):
     from toolkit import models
 

@@ -65,6 +65,7 @@ def test_missing_labels_is_a_clear_error(tmp_path):
         photos.load_photos(tmp_path)
 
 
+@pytest.mark.train
 def test_training_with_real_photos_scores_the_held_out_half(photos_dir, fmnist_dir, tmp_path):
     metrics = run_cli_json("train", "--limit", "600", "--epochs", "1", "--photos", str(photos_dir),
                            "--data-dir", str(fmnist_dir), "--out", str(tmp_path))

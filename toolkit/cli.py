@@ -373,6 +373,22 @@ def info(model: str | None, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("models", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads.")
+@json_option
+def verify(models: tuple[str, ...], threads: int | None, as_json: bool) -> None:
+    """Check that this device computes what the exporter computed for MODEL files (default: the bundled
+    models), with the reference inputs and the checksum each file carries; exit 1 if any differs."""
+    from edge_runtime.core.classifier import BUNDLED
+    from edge_runtime.tools.verify import verify as run_verify
+
+    report = run_verify(list(models) or [BUNDLED["tflite"], BUNDLED["onnx"]], threads)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format_text())
+    if not report.passed:
+        raise FmnistEdgeError(report.failure_line())
+
+
+@cli.command()
 @click.option("--space", type=_TableChoice("toolkit.tune", "SPACES"), default="seed-004", show_default=True,
               help="seed-004: the seeds' grid on seed-b; edge: the edge architecture family.")
 @click.option("--tuner", type=_TableChoice("toolkit.tune", "TUNERS"), default=None,

@@ -1,22 +1,23 @@
 """The metadata every exported model carries: writing it into a file, and reading it back.
 
-TFLite files carry `metadata.json` in a zip archive appended to the flatbuffer (the interpreter
-ignores trailing bytes; zip readers find the archive from the end). ONNX files carry each field
-as a `metadata_props` entry, prefixed `fmnist_edge.`, values JSON-encoded; ONNX Runtime hands
-them over from the session it opened, so the file is parsed once.
+TFLite files carry `metadata.json` (and `references.npz`) in a zip archive appended to the
+flatbuffer (the interpreter ignores trailing bytes; zip readers find the archive from the end).
+ONNX files carry each field as a `metadata_props` entry, prefixed `fmnist_edge.`, values
+JSON-encoded; ONNX Runtime hands them over from the session it opened, so the file is parsed once.
+Both end with a checksum of their own bytes (core.modelfile).
 """
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from edge_runtime.core.errors import FmnistEdgeError
+from edge_runtime.core.modelfile import tflite_flatbuffer, tflite_pack
 
 TFLITE_MEMBER = "metadata.json"
+TFLITE_REFERENCES = "references.npz"
 ONNX_PREFIX = "fmnist_edge."
 
 
@@ -49,14 +50,13 @@ class ModelMetadata:
         return cls(**{k: v for k, v in raw.items() if k in known})
 
 
-def tflite_with_metadata(model: bytes, meta: ModelMetadata) -> bytes:
-    """The flatbuffer with metadata.json appended as a zip archive."""
-    buf = io.BytesIO(model)
-    buf.seek(0, io.SEEK_END)
-    with zipfile.ZipFile(buf, "a", zipfile.ZIP_DEFLATED) as archive:
-        info = zipfile.ZipInfo(TFLITE_MEMBER, date_time=(1980, 1, 1, 0, 0, 0))  # reproducible bytes
-        archive.writestr(info, json.dumps(meta.to_dict(), indent=1, sort_keys=True), zipfile.ZIP_DEFLATED)
-    return buf.getvalue()
+def tflite_with_metadata(model: bytes, meta: ModelMetadata, references: bytes | None = None) -> bytes:
+    """The flatbuffer (any archive `model` carried is replaced) with metadata.json and, when given,
+    references.npz appended as a zip archive, sealed with the file's checksum."""
+    members = {TFLITE_MEMBER: json.dumps(meta.to_dict(), indent=1, sort_keys=True).encode()}
+    if references is not None:
+        members[TFLITE_REFERENCES] = references
+    return tflite_pack(tflite_flatbuffer(model), members)
 
 
 def onnx_metadata_props(meta: ModelMetadata) -> dict[str, str]:
@@ -68,14 +68,13 @@ def _unreadable(path: Path, exc: Exception) -> FmnistEdgeError:
     return FmnistEdgeError(f"{path}: unreadable metadata ({exc}); re-export the model")
 
 
-def tflite_metadata(path: Path) -> dict | None:
-    """The decoded metadata.json appended to a .tflite file, or None when it has none."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return json.loads(archive.read(TFLITE_MEMBER))
-    except (zipfile.BadZipFile, KeyError):
+def tflite_metadata(path: Path, members: dict[str, bytes]) -> dict | None:
+    """The decoded metadata.json of a .tflite file's archive, or None when it has none."""
+    if TFLITE_MEMBER not in members:
         return None
-    except (OSError, ValueError) as exc:
+    try:
+        return json.loads(members[TFLITE_MEMBER])
+    except ValueError as exc:
         raise _unreadable(path, exc) from None
 
 

@@ -70,6 +70,17 @@ def _precision(backend: Backend) -> str:
     return stem.rsplit("_", 1)[-1] if "_" in stem else "unknown"
 
 
+def _verified(path: str | Path) -> dict:
+    """Does this board compute what the exporter computed for the file (tools.verify)? In the device
+    block, so a merged fleet benchmark shows which boards compute something else."""
+    from edge_runtime.tools.verify import verify_file
+
+    result = verify_file(path)
+    return {"model": str(path), "passed": result.passed, "top1_agreement": result.top1_agreement,
+            "estimated_test_agreement": result.estimated_test_agreement, "max_abs_diff": result.max_abs_diff,
+            "failures": result.failures}
+
+
 def measure(path: str, threads: int, batch: int, runs: int, warmup: int, seed: int = 0) -> BenchResult:
     """Load one model and time `runs` calls of `predict` after `warmup` untimed ones."""
     path = Path(path)
@@ -110,6 +121,7 @@ def run(models: list[str | Path], threads: list[int], batch: int = 1, runs: int 
     """Benchmark every model at every thread count; `isolate` runs each in its own process."""
     before = device.snapshot()
     report = BenchReport(device=device.describe())
+    report.device["verify"] = [_verified(model) for model in models]
     context = multiprocessing.get_context("spawn")
     for model in models:
         for n in threads:
@@ -155,8 +167,12 @@ def device_line(dev: dict) -> str:
     temp = " -> ".join(f"{t:.1f} C" for t in temps if t is not None) or "temperature unknown"
     throttled = {True: "THROTTLED during the run", False: "not throttled",
                  None: "throttling unknown"}[dev.get("throttled")]
+    checked = dev.get("verify") or []
+    differs = [Path(v["model"]).name for v in checked if not v["passed"]]
+    verified = (f"verify FAILED for {', '.join(differs)}" if differs else
+                "verify passed" if checked else "not verified")
     return (f"{where}; {dev.get('cores_usable')} cores, governor {dev.get('governor') or 'unknown'}; "
-            f"{dev.get('os')}; Python {dev.get('python')}; {temp}; {throttled}")
+            f"{dev.get('os')}; Python {dev.get('python')}; {temp}; {throttled}; {verified}")
 
 
 def _rows(report: BenchReport) -> list[list[str]]:

@@ -38,6 +38,10 @@ class Backend(abc.ABC):
     threads: int | None
     metadata: ModelMetadata | None
     """What the file says about itself; None for a file exported without fmnist-edge's metadata."""
+    checksum: str
+    """"ok" (the file's bytes match its checksum) or "missing" (a file exported without one)."""
+    references_blob: bytes | None
+    """The reference inputs and answers the exporter stored (tools.verify reads them); None if none."""
 
     @abc.abstractmethod
     def predict(self, images: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ import numpy as np
 
 from edge_runtime.core.backends.base import Backend, TensorSpec, check_images, classifier_io, load_error
 from edge_runtime.core.errors import FmnistEdgeError
-from edge_runtime.core.metadata import parse_metadata, tflite_metadata
+from edge_runtime.core.metadata import TFLITE_REFERENCES, parse_metadata, tflite_metadata
+from edge_runtime.core.modelfile import read_checked, tflite_members
 from edge_runtime.core.quiet import quiet_native_stderr
 
 
@@ -72,13 +73,16 @@ class LiteRTBackend(Backend):
         self.path = Path(path)
         module, self.name, self.version = interpreter_module()
         self.threads = threads
+        data, self.checksum = read_checked(self.path)  # the runtime gets the very bytes that were checked
         try:
             with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-                self._interp = module.Interpreter(model_path=str(self.path), num_threads=threads)
+                self._interp = module.Interpreter(model_content=data, num_threads=threads)
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise load_error(self.path, "TFLite", exc) from None
-        self.metadata = parse_metadata(self.path, tflite_metadata(self.path))
+        members = tflite_members(self.path, data)
+        self.metadata = parse_metadata(self.path, tflite_metadata(self.path, members))
+        self.references_blob = members.get(TFLITE_REFERENCES)
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
         self.input, self.output = classifier_io(self.path, inputs, outputs, _spec)
         self._in_index, self._out_index = inputs[0]["index"], outputs[0]["index"]
@@ -102,7 +106,7 @@ class LiteRTBackend(Backend):
     def op_counts(self) -> Counter:
         """Operators of the file as written (before any delegate takes them over)."""
         module, _, _ = interpreter_module()
-        plain = module.Interpreter(model_path=str(self.path),
+        plain = module.Interpreter(model_content=self.path.read_bytes(),
                                    experimental_op_resolver_type=module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         return Counter(op["op_name"] for op in plain._get_ops_details())
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import numpy as np
 
 from edge_runtime.core.backends.base import Backend, TensorSpec, check_images, classifier_io, load_error
+from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.metadata import onnx_metadata, parse_metadata
+from edge_runtime.core.modelfile import ONNX_REFERENCES_KEY, read_checked
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
               "tensor(float16)": "float16"}
@@ -34,6 +37,15 @@ def session_options(threads: int | None):
     return opts
 
 
+def _base64(path: Path, text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise FmnistEdgeError(f"{path}: damaged reference inputs; copy the file again, or export it again") from None
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
@@ -43,15 +55,16 @@ class OnnxRuntimeBackend(Backend):
         self.path = Path(path)
         self.version = ort.__version__
         self.threads = threads
+        data, self.checksum = read_checked(self.path)  # the runtime gets the very bytes that were checked
         try:
-            self._session = ort.InferenceSession(str(self.path), session_options(threads),
-                                                 providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(data, session_options(threads), providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types for every kind of damage
             raise load_error(self.path, "ONNX", exc) from None
         self.input, self.output = classifier_io(self.path, self._session.get_inputs(), self._session.get_outputs(),
                                                 _spec)
-        self.metadata = parse_metadata(self.path, onnx_metadata(self.path,
-                                                                self._session.get_modelmeta().custom_metadata_map))
+        props = self._session.get_modelmeta().custom_metadata_map
+        self.metadata = parse_metadata(self.path, onnx_metadata(self.path, props))
+        self.references_blob = _base64(self.path, props.get(ONNX_REFERENCES_KEY))
         self._in_dtype = np.dtype(self.input.dtype)
         self._out_names = [self.output.name]
 
