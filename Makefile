@@ -22,7 +22,7 @@ BUNDLE_FLAGS ?= --val-split 0 --distill-weight 0.5 --distill-temperature 2
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
 APT_PACKAGES := dataset-fashion-mnist
 
-.PHONY: setup system-deps venv demo test lint bundled-model zoo benchmarks clean
+.PHONY: setup system-deps venv demo test lint wheel bundled-model zoo benchmarks clean
 
 setup: system-deps venv
 
@@ -66,6 +66,13 @@ test: setup
 lint: venv
 	$(VENV)/bin/ruff check toolkit converters edge_runtime benchmarks tests
 
+# The one file a Raspberry Pi needs: dist/fmnist_edge-<version>-py3-none-any.whl, the bundled models
+# inside. Copy it to the Pi and `pip install` it there (README, Raspberry Pi).
+wheel: venv
+	rm -rf dist build
+	$(PY) -m pip wheel -q --no-deps --wheel-dir dist .
+	@ls dist/*.whl
+
 # The int8 models inside edge_runtime/core/models: the recipe, through the export gate. Its teachers are
 # the zoo's models, trained first when missing (about 2 h on one core; `make zoo` also exports them).
 bundled-model: setup $(BUNDLE_TEACHERS)
@@ -91,4 +98,4 @@ benchmarks: setup
 	$(PY) benchmarks/run_matrix.py $(ZOO) --threads 1,2 --photos $(PHOTOS)
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) runs build dist *.egg-info
