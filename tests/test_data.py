@@ -131,3 +131,48 @@ def test_failed_download_leaves_nothing_behind(tmp_path):
     proc = run_cli("data", "--data-dir", str(tmp_path / "fresh"), env=env, check=False)
     assert "could not download train-images-idx3-ubyte.gz" in error_line(proc)
     assert not (tmp_path / "fresh").exists() or not any((tmp_path / "fresh").iterdir())
+
+
+@pytest.mark.parametrize("mirror_up", [True, False])
+def test_a_directory_where_a_file_belongs_is_named(fmnist_dir, tmp_path, request, mirror_up):
+    copy = copy_dataset(fmnist_dir, tmp_path / "ds")
+    (copy / "t10k-labels-idx1-ubyte.gz").unlink()
+    (copy / "t10k-labels-idx1-ubyte.gz").mkdir()
+    mirror = request.getfixturevalue("mirror") if mirror_up else "http://127.0.0.1:9/"
+    line = error_line(run_cli("data", "--data-dir", str(copy), check=False, env={"FMNIST_EDGE_MIRROR": mirror}))
+    assert "t10k-labels-idx1-ubyte.gz: not a file" in line and "remove it" in line
+
+
+@pytest.mark.parametrize("mirror_up", [True, False])
+def test_data_variable_pointing_at_a_file_is_named(tmp_path, request, mirror_up):
+    afile = tmp_path / "not-a-dir"
+    afile.write_text("x")
+    mirror = request.getfixturevalue("mirror") if mirror_up else "http://127.0.0.1:9/"
+    env = {"FMNIST_EDGE_DATA": str(afile), "FMNIST_EDGE_MIRROR": mirror}
+    line = error_line(run_cli("data", check=False, env=env))
+    assert f"$FMNIST_EDGE_DATA {afile} is a file, not a directory" in line
+
+
+@pytest.mark.parametrize("mirror_up", [True, False])
+def test_an_unwritable_destination_is_named_before_any_download(tmp_path, request, mirror_up):
+    """Below a regular file nothing can be created, even by root (chmod does not stop root)."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    mirror = request.getfixturevalue("mirror") if mirror_up else "http://127.0.0.1:9/"
+    env = {"XDG_CACHE_HOME": str(blocker / "cache"), "FMNIST_EDGE_MIRROR": mirror}
+    line = error_line(run_cli("data", "--data-dir", str(blocker / "sub"), check=False, env=env))
+    assert f"cannot write the dataset into --data-dir {blocker / 'sub'}" in line and "writable directory" in line
+
+
+def test_an_unreadable_file_is_not_called_corrupted(fmnist_dir, tmp_path, monkeypatch):
+    copy = copy_dataset(fmnist_dir, tmp_path / "ds")
+    real = Path.read_bytes
+
+    def deny(self):
+        if self.name.startswith("t10k-images"):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", deny)
+    with pytest.raises(data.DataError, match=r"t10k-images-idx3-ubyte\.gz: cannot read it \(Permission denied\)"):
+        data.load_split("test", copy)

@@ -63,6 +63,30 @@ class _TableChoice(click.Choice):
         pass
 
 
+class _Finite(click.FloatRange):
+    """A number in a range that is a number: `nan` passes every comparison click makes, so it is refused
+    here, with the other values that are not finite."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def _address(ctx, param, value: str | None) -> str | None:
+    """HOST:PORT, checked when the command line is read (a usage error, exit 2), not when serving starts."""
+    if value is None:
+        return None
+    from edge_runtime.core.address import parse_host_port
+
+    try:
+        parse_host_port(value, param.opts[0])
+    except FmnistEdgeError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[1]) from None
+    return value
+
+
 def _print_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2))
 
@@ -130,11 +154,11 @@ def parse_arch_params(pairs: tuple[str, ...]) -> dict:
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Most epochs (early stopping may end sooner).  [default: the architecture's recipe: 40, edge 80]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True,
+@click.option("--lr", type=_Finite(min=0, min_open=True), default=2e-3, show_default=True,
               help="Peak learning rate (cosine decay over --epochs).")
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Camera-like augmentation: shifts, rotation, zoom, flips, gain, blur, noise.")
-@click.option("--erase", type=click.FloatRange(0, 1), default=None,
+@click.option("--erase", type=_Finite(0, 1), default=None,
               help="Share of images with a random rectangle erased to background (occlusion, cut-offs).  "
                    "[default: the architecture's recipe: 0, edge 0.5]")
 @click.option("--val-split", type=float, default=0.1, show_default=True,
@@ -152,9 +176,9 @@ def parse_arch_params(pairs: tuple[str, ...]) -> dict:
               help="Fine-tune this model.keras instead of training --arch from scratch.")
 @click.option("--teacher", "teachers", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A trained model.keras to distil from; repeat it for an ensemble (their mean answer).")
-@click.option("--distill-weight", type=click.FloatRange(0, 1), default=0.7, show_default=True,
+@click.option("--distill-weight", type=_Finite(0, 1), default=0.7, show_default=True,
               help="With --teacher: the share of the loss that matches the teacher's softened answers.")
-@click.option("--distill-temperature", type=click.FloatRange(min=0, min_open=True), default=4.0,
+@click.option("--distill-temperature", type=_Finite(min=0, min_open=True), default=4.0,
               show_default=True, help="With --teacher: how much both answers are softened before matching.")
 @json_option
 def train(as_json: bool, **options) -> None:
@@ -243,8 +267,8 @@ model_option = click.option("--model", type=click.Path(dir_okay=False), default=
 @click.option("--roi", callback=_roi, default=None, help="x,y,w,h: only look for the item there.")
 @json_option
 def predict(model: str | None, images: tuple[str, ...], roi, as_json: bool) -> None:
-    """Classify image files with the camera's frame preprocessing (exit 1 if any cannot be read)."""
-    from edge_runtime.tools.predict import predict_files
+    """Classify image files with the camera's frame preprocessing (exit 1 if any cannot be classified)."""
+    from edge_runtime.tools.predict import READ_ERRORS, predict_files
 
     results = predict_files(images, model, roi)
     failed = [r for r in results if "error" in r]
@@ -257,7 +281,8 @@ def predict(model: str | None, images: tuple[str, ...], roi, as_json: bool) -> N
             if "error" not in r:
                 click.echo(f"{r['image']}: {r['label']} ({r['score']:.3f})")
     if failed:
-        raise FmnistEdgeError(f"{len(failed)} of {len(results)} images could not be read")
+        what = "read" if all(r["error"] in READ_ERRORS.values() for r in failed) else "classified"
+        raise FmnistEdgeError(f"{len(failed)} of {len(results)} images could not be {what}")
 
 
 @cli.command()
@@ -266,7 +291,7 @@ def predict(model: str | None, images: tuple[str, ...], roi, as_json: bool) -> N
               help="Camera index (V4L2), video file, stream URL (rtsp://, http://) or picamera.")
 @click.option("--headless", is_flag=True, help="No window.")
 @json_option
-@click.option("--serve", metavar="HOST:PORT", default=None,
+@click.option("--serve", metavar="HOST:PORT", default=None, callback=_address,
               help="Serve the annotated stream and label over HTTP (HOST defaults to 127.0.0.1).")
 @click.option("--record", type=click.Path(dir_okay=False), default=None, help="Write the annotated video here.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames.")
@@ -274,7 +299,7 @@ def predict(model: str | None, images: tuple[str, ...], roi, as_json: bool) -> N
 @click.option("--roi", callback=_roi, default=None, help="x,y,w,h: only look for the item there.")
 @click.option("--smooth", "smooth_frames", type=click.IntRange(min=1), default=5, show_default=True,
               help="Frames the label is averaged over.")
-@click.option("--min-score", type=click.FloatRange(0, 1), default=0.6, show_default=True,
+@click.option("--min-score", type=_Finite(0, 1), default=0.6, show_default=True,
               help="Below this averaged probability the label is 'unsure'.")
 def camera(as_json: bool, **options) -> None:
     """Classify camera frames in real time: a window, --headless, --serve to a browser, --record."""
@@ -339,13 +364,15 @@ def bench(models: tuple[str, ...], threads: list[int], batch: int, runs: int, wa
     if as_json and markdown:
         raise click.UsageError("--json and --markdown are exclusive")
     from edge_runtime.core.classifier import BUNDLED, bundled_model_path
-    from edge_runtime.core.files import write_text_atomic
+    from edge_runtime.core.files import check_writable, write_text_atomic
     from edge_runtime.tools import bench as benchmod
 
     paths = list(models) or [str(bundled_model_path("tflite")), str(BUNDLED["onnx"])]
     for path in paths:
         if not Path(path).is_file():
             raise FmnistEdgeError(f"{path}: no such model file")
+    if out:
+        check_writable(out)  # before the run, not after it
     report = benchmod.run(paths, threads, batch=batch, runs=runs, warmup=warmup)
     suffix = Path(out).suffix.lower() if out else ""
     fmt = "json" if as_json or (suffix == ".json" and not markdown) else \

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -93,9 +94,12 @@ def parse_idx(data: bytes, name: str = "idx file") -> np.ndarray:
 
 
 def _read(path: Path) -> bytes:
-    """Read a file, decompressing .gz; damaged gzip data becomes a DataError naming the file."""
+    """Read a file, decompressing .gz; an unreadable file or damaged gzip data is a DataError naming the file."""
     try:
         raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror}); fix its permissions, or {FIX}") from None
+    try:
         return gzip.decompress(raw) if path.suffix == ".gz" else raw
     except (EOFError, OSError, zlib.error) as exc:
         raise DataError(f"{path}: truncated or corrupted ({exc}); {FIX}") from None
@@ -109,9 +113,26 @@ def _find_files(directory: Path) -> dict[str, Path] | None:
             if candidate.is_file():
                 found[name] = candidate
                 break
+            if candidate.exists():
+                raise DataError(f"{candidate}: not a file (a directory?) where a Fashion-MNIST file belongs; "
+                                "remove it, or pass --data-dir DIR")
         else:
             return None
     return found
+
+
+def _writable_directory(directory: Path, source: str) -> None:
+    """Refuse a download destination that cannot take the files, before anything is fetched, so an
+    offline machine is told the real problem and not "could not download"."""
+    where = f"{source} {directory}" if source.startswith(("$", "--")) else str(directory)
+    if directory.exists() and not directory.is_dir():
+        raise DataError(f"{where} is a file, not a directory; point it at a directory, or {FIX}")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=directory).close()
+    except OSError as exc:
+        raise DataError(f"cannot write the dataset into {where} ({exc.strerror}); pass --data-dir DIR or set "
+                        f"{ENV_DATA} to a writable directory, or {FIX}") from None
 
 
 def _verify(path: Path, name: str) -> bytes:
@@ -155,7 +176,11 @@ def _download_one(name: str, dest: Path, mirrors: tuple[str, ...], timeout: floa
         if digest != SHA256[name]:
             errors.append(f"{url}: SHA-256 mismatch")
             continue
-        write_bytes_atomic(dest / f"{name}.gz", blob)
+        try:
+            write_bytes_atomic(dest / f"{name}.gz", blob)
+        except OSError as exc:
+            raise DataError(f"cannot write {dest / (name + '.gz')} ({exc.strerror}); free some space or pass "
+                            "--data-dir DIR") from None
         return
     raise DataError(f"could not download {name}.gz ({'; '.join(errors)}); {FIX}")
 
@@ -180,7 +205,7 @@ def locate(data_dir: str | os.PathLike | None = None, allow_download: bool = Tru
         explicit.append((Path(os.environ[ENV_DATA]), f"${ENV_DATA}"))
     candidates = explicit or [(DEBIAN_DIR, "debian"), (cache_dir(), "cache")]
     for directory, source in candidates:
-        files = _find_files(directory)
+        files = _find_files(directory) if directory.is_dir() else None
         if files is not None:
             if verify:
                 for name, path in files.items():
@@ -190,6 +215,7 @@ def locate(data_dir: str | os.PathLike | None = None, allow_download: bool = Tru
     if not allow_download:
         where = ", ".join(str(d) for d, _ in candidates)
         raise DataError(f"Fashion-MNIST not found in {where}; {FIX}")
+    _writable_directory(target, explicit[0][1] if explicit else "the cache")
     return Dataset(target, source, download(target))  # download() verified each file
 
 

@@ -77,14 +77,21 @@ def _to_bgr(frame: np.ndarray) -> np.ndarray:
     raise FmnistEdgeError(f"a frame must be grey, BGR or BGRA, not shape {frame.shape}")
 
 
+MIN_ROI = 2
+"""The smallest region of interest, in pixels each way, that an item can be searched in."""
+
+
 def _crop_roi(frame: np.ndarray, roi: tuple[int, int, int, int] | None) -> tuple[np.ndarray, int, int]:
     if roi is None:
         return frame, 0, 0
     x, y, w, h = roi
     fh, fw = frame.shape[:2]
     x0, y0, x1, y1 = max(0, x), max(0, y), min(fw, x + w), min(fh, y + h)
-    if x1 - x0 < 2 or y1 - y0 < 2:
+    if x1 <= x0 or y1 <= y0:
         raise FmnistEdgeError(f"--roi {x},{y},{w},{h} lies outside the {fw}x{fh} frame")
+    if x1 - x0 < MIN_ROI or y1 - y0 < MIN_ROI:
+        raise FmnistEdgeError(f"--roi {x},{y},{w},{h} leaves {x1 - x0}x{y1 - y0} px of the {fw}x{fh} frame; "
+                              f"give a region of at least {MIN_ROI}x{MIN_ROI} px")
     return frame[y0:y1, x0:x1], x0, y0
 
 

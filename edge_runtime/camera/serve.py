@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,10 +20,24 @@ import cv2
 import numpy as np
 
 from edge_runtime.core.address import parse_host_port
-from edge_runtime.core.errors import FmnistEdgeError
+from edge_runtime.core.errors import FmnistEdgeError, first_line
 
 log = logging.getLogger(__name__)
 BOUNDARY = "fmnist-edge-frame"
+
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A client that goes away mid-request (a closed tab, a reset connection) is normal on a network:
+    logged at debug level, not a traceback per client. Anything else is one warning line."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("client %s went away: %s", client_address, exc)
+        else:
+            log.warning("error serving %s: %s", client_address, first_line(exc) if exc else "unknown")
 
 
 class FrameServer:
@@ -39,10 +54,9 @@ class FrameServer:
         self._quality = jpeg_quality
         host, port = parse_host_port(address, "--serve")
         try:
-            self._httpd = ThreadingHTTPServer((host, port), _Handler)
+            self._httpd = QuietHTTPServer((host, port), _Handler)
         except OSError as exc:
             raise FmnistEdgeError(f"--serve {address}: cannot listen ({exc.strerror}); pick another port") from None
-        self._httpd.daemon_threads = True
         self._httpd.frames = self  # the handler's way back to the frames
         self.host, self.port = self._httpd.server_address[:2]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="serve", daemon=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from edge_runtime.core.errors import FmnistEdgeError
 log = logging.getLogger(__name__)
 
 PICAMERA = "picamera"
+MAX_GAPS = 100
 
 
 @dataclass
@@ -88,19 +90,48 @@ class _Picamera2Capture:
         self._camera.close()
 
 
+MAX_INDEX = 1023
+OPEN_TIMEOUT_MS = 10_000
+"""How long OpenCV may wait for a stream to answer when opening it, and for each frame after."""
+
+
+def _opened(factory: Callable[[], object]):
+    """Run a blocking OpenCV open in a helper thread and wait for it here, so Ctrl-C and SIGTERM end
+    the wait at once (a stream that never answers would hold the main thread inside OpenCV)."""
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["capture"] = factory()
+        except BaseException as exc:  # handed to the waiting thread
+            box["error"] = exc
+
+    opener = threading.Thread(target=run, name="open source", daemon=True)
+    opener.start()
+    while opener.is_alive():
+        opener.join(0.1)
+    if "error" in box:
+        raise box["error"]
+    return box["capture"]
+
+
 def open_capture(source: str):
     """An opened capture for `source`, or a SourceError naming the source and what to try."""
     kind = kind_of(source)
     if kind == "picamera":
         return _Picamera2Capture()
     if kind == "index":
-        capture = cv2.VideoCapture(int(source))
+        if int(source) > MAX_INDEX:
+            raise SourceError(f"camera index {source} is out of range: give 0 to {MAX_INDEX} (`ls /dev/video*` "
+                              "lists the cameras), a video file or a stream URL")
+        capture = _opened(lambda: cv2.VideoCapture(int(source)))
         hint = "check `ls /dev/video*`, that no other program holds the camera, or try another index"
     elif kind == "file":
-        capture = cv2.VideoCapture(source)
+        capture = _opened(lambda: cv2.VideoCapture(source))
         hint = "check the path and that OpenCV can decode the file"
     else:
-        capture = cv2.VideoCapture(source)
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS]
+        capture = _opened(lambda: cv2.VideoCapture(source, cv2.CAP_ANY, timeouts))
         hint = "check the URL, the network, and that the stream is up"
     if not capture.isOpened():
         capture.release()
@@ -139,7 +170,8 @@ class LiveSource:
 
     `read` returns the newest frame not yet returned; frames the grabber replaced before they were
     read are counted in `dropped`. When the source stops delivering, the grabber reopens it with
-    exponential backoff (0.5 s doubling to `max_backoff`) and records each gap in `gaps` (seconds).
+    exponential backoff (0.5 s doubling to `max_backoff`) and records each gap in `gaps` (seconds; the
+    last MAX_GAPS of them, so weeks of a flaky stream cost constant memory).
     """
 
     live = True
@@ -155,7 +187,7 @@ class LiveSource:
         self._delivered = -1
         self._grabbed = 0
         self.dropped = 0
-        self.gaps: list[float] = []
+        self.gaps: deque[float] = deque(maxlen=MAX_GAPS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._grab, name=f"grab {source}", daemon=True)
         self._thread.start()

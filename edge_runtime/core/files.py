@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from edge_runtime.core.errors import FmnistEdgeError
+
 
 def temp_beside(path: str | os.PathLike) -> Path:
     """A new empty hidden file in `path`'s directory, with the same suffix (some writers need it)."""
@@ -42,10 +44,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    """Write `data` to `path` atomically; a place that cannot take it is one FmnistEdgeError line."""
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise FmnistEdgeError(f"cannot write {path} ({exc.strerror}); pick another place") from None
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Refuse, before any work, an output file whose place cannot take it (a missing permission, a
+    directory in the way, a file where a directory belongs)."""
+    path = Path(path)
+    if path.is_dir():
+        raise FmnistEdgeError(f"cannot write {path}: it is a directory; give a file name")
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FmnistEdgeError(f"cannot write {path}: {existing} is a file, not a directory; pick another place")
+    try:
+        temp_beside(path).unlink()
+    except OSError as exc:
+        raise FmnistEdgeError(f"cannot write {path} ({exc.strerror}); pick another place") from None
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from edge_runtime.core.contract import NUM_CLASSES
 from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.modelfile import tflite_flatbuffer, tflite_pack
 
@@ -89,6 +90,42 @@ def onnx_metadata(path: Path, props: dict[str, str]) -> dict | None:
         raise _unreadable(path, exc) from None
 
 
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+_TEXT_FIELDS = ("format", "preprocessing", "toolkit_version", "source_sha256", "arch")
+
+
+def _schema_problem(raw) -> str | None:
+    """What is wrong with decoded metadata, or None: the schema every reader can rely on."""
+    if not isinstance(raw, dict):
+        return f"expected an object, found {type(raw).__name__}"
+    names = raw.get("class_names")
+    if not isinstance(names, list) or len(names) != NUM_CLASSES or \
+            not all(isinstance(n, str) and n.strip() for n in names):
+        return f"class_names must be {NUM_CLASSES} names"
+    if not isinstance(raw.get("input", {}), dict):
+        return "input must be an object"
+    if raw.get("precision", "fp32") not in PRECISIONS:
+        return f"precision must be one of {', '.join(PRECISIONS)}"
+    for name in _TEXT_FIELDS:
+        if not isinstance(raw.get(name, ""), str):
+            return f"{name} must be text"
+    samples, accuracy = raw.get("calibration_samples"), raw.get("test_accuracy")
+    if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool) or samples < 0):
+        return "calibration_samples must be a count"
+    if accuracy is not None and (not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool)
+                                 or not 0 <= accuracy <= 1):
+        return "test_accuracy must be a number from 0 to 1"
+    if not isinstance(raw.get("extra", {}), dict):
+        return "extra must be an object"
+    return None
+
+
 def parse_metadata(path: Path, raw: dict | None) -> ModelMetadata | None:
-    """The ModelMetadata of decoded metadata (None stays None)."""
-    return None if raw is None else ModelMetadata.from_dict(raw)
+    """The ModelMetadata of decoded metadata (None stays None), validated against its schema: a file
+    whose metadata does not fit is one line, not an exception three calls later."""
+    if raw is None:
+        return None
+    problem = _schema_problem(raw)
+    if problem:
+        raise FmnistEdgeError(f"{path}: invalid metadata ({problem}); export it again")
+    return ModelMetadata.from_dict(raw)

@@ -15,7 +15,7 @@ import io
 import zipfile
 from pathlib import Path
 
-from edge_runtime.core.errors import FmnistEdgeError
+from edge_runtime.core.errors import FmnistEdgeError, first_line
 
 DIGEST_HEX = 64
 TFLITE_MARKER = b"fmnist-edge-sha256:"
@@ -27,6 +27,8 @@ ONNX_MARKER = (b"\x72" + bytes([2 + len(ONNX_CHECKSUM_KEY) + 2 + DIGEST_HEX]) + 
                + bytes([len(ONNX_CHECKSUM_KEY)]) + ONNX_CHECKSUM_KEY.encode() + b"\x12" + bytes([DIGEST_HEX]))
 MARKERS = {".tflite": TFLITE_MARKER, ".onnx": ONNX_MARKER}
 PLACEHOLDER = b"0" * DIGEST_HEX
+MAX_EMBEDDED_BYTES = 16 << 20
+"""Metadata and references take tens of KB; a damaged archive may claim gigabytes."""
 
 
 def digest(data: bytes) -> bytes:
@@ -80,15 +82,17 @@ def tflite_members(path: Path, data: bytes) -> dict[str, bytes]:
     """The members of the archive appended to a .tflite file ({} when there is none)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if sum(info.file_size for info in archive.infolist()) > MAX_EMBEDDED_BYTES:
+                raise zipfile.BadZipFile("its members claim more than a model's metadata can hold")
             return {info.filename: archive.read(info) for info in archive.infolist()}
-    except zipfile.BadZipFile:
-        if b"PK\x05\x06" in data[-(1 << 16) - 22:]:
-            raise FmnistEdgeError(f"{path}: damaged metadata archive; copy the file again, or export it again") \
-                from None
-        return {}
-    except (OSError, ValueError, EOFError, NotImplementedError) as exc:
-        raise FmnistEdgeError(f"{path}: damaged metadata archive ({exc}); copy the file again, or export it "
-                              "again") from None
+    except zipfile.BadZipFile as exc:
+        if b"PK\x05\x06" not in data[-(1 << 16) - 22:]:
+            return {}  # no archive at all: a plain .tflite file from elsewhere
+        problem = exc
+    except Exception as exc:  # zipfile and zlib fail in many ways on damaged bytes
+        problem = exc
+    raise FmnistEdgeError(f"{path}: damaged metadata archive ({first_line(problem, 80)}); copy the file again, "
+                          "or export it again")
 
 
 def tflite_flatbuffer(data: bytes) -> bytes:

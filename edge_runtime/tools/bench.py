@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import resource
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.core.backends import Backend, open_backend
+from edge_runtime.core.errors import FmnistEdgeError, first_line
 from edge_runtime.tools import device
 from edge_runtime.tools.tables import markdown_table, text_table
 
@@ -116,21 +119,68 @@ def measure(path: str, threads: int, batch: int, runs: int, warmup: int, seed: i
     return result
 
 
+def _die_with_parent(parent: int) -> None:
+    """Linux: be killed when the parent dies, however it dies (SIGKILL included), so no worker is left
+    spinning under PID 1; and give up at once if it is already gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _worker(conn, parent: int, args: tuple) -> None:
+    _die_with_parent(parent)
+    try:
+        conn.send(("ok", measure(*args)))
+    except FmnistEdgeError as exc:
+        conn.send(("error", str(exc)))
+    except Exception as exc:  # the parent reports it in one line
+        conn.send(("error", f"{args[0]}: {first_line(exc)}"))
+    finally:
+        conn.close()
+
+
+def _isolated(args: tuple) -> BenchResult:
+    """measure() in a fresh process, so load time and peak RSS are the model's own. A worker that dies
+    (a crashing model, the OOM killer) is one error line, not a benchmark that waits forever."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    worker = context.Process(target=_worker, args=(sender, os.getpid(), args), daemon=True)
+    worker.start()
+    sender.close()
+    try:
+        while not receiver.poll(0.2) and worker.is_alive():
+            pass
+        status, value = receiver.recv() if receiver.poll() else ("died", None)
+    except EOFError:
+        status, value = "died", None
+    finally:
+        worker.join(timeout=5)
+        if worker.is_alive():
+            worker.kill()
+    if status == "died":
+        code = worker.exitcode
+        how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
+        raise FmnistEdgeError(f"{args[0]}: the process measuring it died ({how}); the model or its runtime "
+                              "crashed on this machine, or it ran out of memory")
+    if status == "error":
+        raise FmnistEdgeError(value)
+    return value
+
+
 def run(models: list[str | Path], threads: list[int], batch: int = 1, runs: int = 200, warmup: int = 20,
         isolate: bool = True) -> BenchReport:
     """Benchmark every model at every thread count; `isolate` runs each in its own process."""
     before = device.snapshot()
     report = BenchReport(device=device.describe())
     report.device["verify"] = [_verified(model) for model in models]
-    context = multiprocessing.get_context("spawn")
     for model in models:
         for n in threads:
             args = (str(model), n, batch, runs, warmup)
-            if isolate:
-                with context.Pool(1) as pool:
-                    report.results.append(pool.apply(measure, args))
-            else:
-                report.results.append(measure(*args))
+            report.results.append(_isolated(args) if isolate else measure(*args))
     after = device.snapshot()
     report.device.update(before=before, after=after, throttled=device.throttled_during(before, after))
     return report

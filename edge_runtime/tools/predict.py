@@ -9,7 +9,12 @@ import cv2
 import numpy as np
 
 from edge_runtime.camera.preprocess import preprocess_frame
+from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.classifier import load_model
+
+
+READ_ERRORS = {False: "no such file", True: "not an image OpenCV can read"}
+"""Why an image could not be read, by whether the path exists."""
 
 
 def read_image(path: str) -> np.ndarray | None:
@@ -28,12 +33,16 @@ def predict_files(paths: Sequence[str], model_path: str | None = None,
     for i, path in enumerate(paths):
         image = read_image(path)
         if image is None:
-            reason = "no such file" if not Path(path).exists() else "not an image OpenCV can read"
+            reason = READ_ERRORS[Path(path).exists()]
             results.append({"image": path, "error": reason})
             continue
         if image.dtype != np.uint8:  # 16-bit PNGs and the like
             image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
-        prepared.append(preprocess_frame(image, roi).image)
+        try:
+            prepared.append(preprocess_frame(image, roi).image)
+        except FmnistEdgeError as exc:  # this image only (a region outside it, an odd shape): the rest run
+            results.append({"image": path, "error": str(exc)})
+            continue
         where.append(i)
         results.append({"image": path})
     if prepared:

@@ -19,7 +19,7 @@ class CameraSummary:
     dropped: int = 0
     """Live frames replaced by newer ones before they could be classified (0 for files)."""
     gaps: list[float] = field(default_factory=list)
-    """Seconds a live source was silent before it was reopened."""
+    """Seconds a live source was silent before it was reopened (the last 100 gaps)."""
     stage_ms: dict = field(default_factory=dict)
     """Mean milliseconds per frame of each stage."""
     ended_by: str = ""
@@ -32,26 +32,48 @@ class CameraSummary:
                 f"p99 {self.p99_ms:.2f} ms, {self.dropped} dropped ({self.ended_by})")
 
 
-def _percentile(values: list[float], q: float) -> float:
-    return round(float(np.percentile(values, q)), 3) if values else 0.0
+class LatencyHistogram:
+    """Latencies in fixed logarithmic bins, 0.1% apart, from 1 us to 100 s: constant memory however long
+    the camera runs (a list of every frame's latency grew by 80 MB a day at 30 fps), and percentiles
+    within 0.1% of the exact ones."""
+
+    LOW_MS, HIGH_MS, BINS_PER_DECADE = 1e-3, 1e5, 2300
+
+    def __init__(self):
+        decades = np.log10(self.HIGH_MS / self.LOW_MS)
+        self.counts = np.zeros(int(decades * self.BINS_PER_DECADE) + 2, np.int64)
+        self.total = 0
+
+    def add(self, ms: float) -> None:
+        position = np.log10(max(ms, self.LOW_MS) / self.LOW_MS) * self.BINS_PER_DECADE
+        self.counts[min(int(position) + 1, len(self.counts) - 1)] += 1
+        self.total += 1
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile, as the geometric middle of its bin (0 when empty)."""
+        if not self.total:
+            return 0.0
+        index = int(np.searchsorted(np.cumsum(self.counts), q / 100 * self.total))
+        return round(float(self.LOW_MS * 10 ** ((index - 0.5) / self.BINS_PER_DECADE)), 3)
 
 
 class SummarySink(Sink):
-    """Collects every frame's latency and stage times; `summary()` makes the CameraSummary."""
+    """Counts frames and their latency and stage times in constant memory; `summary()` makes the
+    CameraSummary."""
 
     def __init__(self):
-        self.latencies: list[float] = []
+        self.latency = LatencyHistogram()
         self.totals = dict.fromkeys(STAGES, 0.0)
 
     def consume(self, result: FrameResult) -> None:
-        self.latencies.append(result.latency_ms)
+        self.latency.add(result.latency_ms)
         for stage, seconds in result.stages.items():
             self.totals[stage] += seconds
 
-    def summary(self, elapsed: float, ended_by: str, dropped: int, gaps: list[float]) -> CameraSummary:
-        frames = len(self.latencies)
+    def summary(self, elapsed: float, ended_by: str, dropped: int, gaps) -> CameraSummary:
+        frames = self.latency.total
         return CameraSummary(
             frames=frames, fps=round(frames / elapsed, 2) if elapsed > 0 else 0.0,
-            p50_ms=_percentile(self.latencies, 50), p99_ms=_percentile(self.latencies, 99),
+            p50_ms=self.latency.percentile(50), p99_ms=self.latency.percentile(99),
             dropped=dropped, gaps=[round(g, 2) for g in gaps],
             stage_ms={k: round(v * 1e3 / max(frames, 1), 4) for k, v in self.totals.items()}, ended_by=ended_by)

@@ -47,6 +47,14 @@ class Backend(abc.ABC):
     def predict(self, images: np.ndarray) -> np.ndarray:
         """uint8 [N,28,28,1] raw pixels -> float32 [N,10] class probabilities."""
 
+    def probe(self) -> None:
+        """One inference on a blank image: a file that loads but cannot run (a damaged tensor or
+        kernel) fails here, at load, with one line, and not later in a camera loop."""
+        probs = self.predict(np.zeros((1, *IMAGE_SHAPE), np.uint8))
+        if not np.isfinite(probs).all() or not -0.01 <= float(probs.sum()) - 1 <= 0.01:
+            raise FmnistEdgeError(f"{self.path}: its answer to a blank image is not a set of probabilities; "
+                                  "the file is damaged: export it again")
+
     def predict_batches(self, images: np.ndarray, batch: int = 500) -> np.ndarray:
         """predict() over any number of images, `batch` at a time (bounded memory, one tensor size)."""
         return np.concatenate([self.predict(images[i : i + batch]) for i in range(0, len(images), batch)])
@@ -75,6 +83,23 @@ def check_images(images: np.ndarray) -> np.ndarray:
 def load_error(path: Path, kind: str, exc: Exception) -> FmnistEdgeError:
     """One line for a file the runtime could not load: its first line of complaint, and the fix."""
     return FmnistEdgeError(f"{path}: not a valid {kind} model ({first_line(exc)}); export it again")
+
+
+MAX_TENSOR_BYTES = 256 << 20
+"""All tensors of a model at batch 1, at most: the zoo's largest (seed-b, fp32) needs under 2 MB. A
+damaged shape can ask for gigabytes; the runtime refuses such a file before allocating anything."""
+
+
+def check_tensor_memory(path: Path, sizes: list[int]) -> None:
+    total = sum(sizes)
+    if total > MAX_TENSOR_BYTES or min(sizes, default=0) < 0:
+        raise FmnistEdgeError(f"{path}: its tensors would take {total / 2**20:,.0f} MB, more than the "
+                              f"{MAX_TENSOR_BYTES >> 20} MB any Fashion-MNIST classifier needs; the file is damaged: "
+                              "export it again")
+
+
+def inference_error(path: Path, exc: Exception) -> FmnistEdgeError:
+    return FmnistEdgeError(f"{path}: inference failed ({first_line(exc)}); the file is damaged: export it again")
 
 
 def classifier_io(path: Path, inputs: list, outputs: list, spec) -> tuple[TensorSpec, TensorSpec]:

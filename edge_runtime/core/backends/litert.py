@@ -8,7 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.core.backends.base import Backend, TensorSpec, check_images, classifier_io, load_error
+from edge_runtime.core.backends.base import (
+    Backend,
+    TensorSpec,
+    check_images,
+    check_tensor_memory,
+    classifier_io,
+    inference_error,
+    load_error,
+)
 from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.metadata import TFLITE_REFERENCES, parse_metadata, tflite_metadata
 from edge_runtime.core.modelfile import read_checked, tflite_members
@@ -73,22 +81,29 @@ class LiteRTBackend(Backend):
         self.path = Path(path)
         module, self.name, self.version = interpreter_module()
         self.threads = threads
-        data, self.checksum = read_checked(self.path)  # the runtime gets the very bytes that were checked
-        try:
-            with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-                self._interp = module.Interpreter(model_content=data, num_threads=threads)
-                self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise load_error(self.path, "TFLite", exc) from None
-        members = tflite_members(self.path, data)
+        self._data, self.checksum = read_checked(self.path)  # the runtime gets the very bytes that were checked
+        members = tflite_members(self.path, self._data)
         self.metadata = parse_metadata(self.path, tflite_metadata(self.path, members))
         self.references_blob = members.get(TFLITE_REFERENCES)
+        try:
+            self._open(module, threads)
+        except FmnistEdgeError:
+            raise
+        except Exception as exc:  # a damaged flatbuffer fails in LiteRT's own ways: names, shapes, kernels
+            raise load_error(self.path, "TFLite", exc) from None
+
+    def _open(self, module, threads: int | None) -> None:
+        with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            self._interp = module.Interpreter(model_content=self._data, num_threads=threads)
+            check_tensor_memory(self.path, [_tensor_bytes(t) for t in self._interp.get_tensor_details()])
+            self._interp.allocate_tensors()
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
         self.input, self.output = classifier_io(self.path, inputs, outputs, _spec)
         self._in_index, self._out_index = inputs[0]["index"], outputs[0]["index"]
         self._batch = int(inputs[0]["shape"][0])
         self._to_input = _input_mapper(self.input)
         self._from_output = _output_mapper(self.output)
+        self.probe()
 
     def _resize(self, batch: int) -> None:
         self._interp.resize_tensor_input(self._in_index, [batch, 28, 28, 1])
@@ -97,18 +112,25 @@ class LiteRTBackend(Backend):
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         images = check_images(images)
-        if len(images) != self._batch:
-            self._resize(len(images))
-        self._interp.set_tensor(self._in_index, self._to_input(images))
-        self._interp.invoke()
+        try:
+            if len(images) != self._batch:
+                self._resize(len(images))
+            self._interp.set_tensor(self._in_index, self._to_input(images))
+            self._interp.invoke()
+        except RuntimeError as exc:
+            raise inference_error(self.path, exc) from None
         return self._from_output(self._interp.get_tensor(self._out_index))
 
     def op_counts(self) -> Counter:
         """Operators of the file as written (before any delegate takes them over)."""
         module, _, _ = interpreter_module()
-        plain = module.Interpreter(model_content=self.path.read_bytes(),
+        plain = module.Interpreter(model_content=self._data,
                                    experimental_op_resolver_type=module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         return Counter(op["op_name"] for op in plain._get_ops_details())
 
     def close(self) -> None:
         self._interp = None
+
+
+def _tensor_bytes(detail: dict) -> int:
+    return int(np.prod(detail["shape"], dtype=np.int64)) * np.dtype(detail["dtype"]).itemsize

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.core.backends.base import Backend, TensorSpec, check_images, classifier_io, load_error
+from edge_runtime.core.backends.base import (
+    Backend,
+    TensorSpec,
+    check_images,
+    classifier_io,
+    inference_error,
+    load_error,
+)
 from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.metadata import onnx_metadata, parse_metadata
 from edge_runtime.core.modelfile import ONNX_REFERENCES_KEY, read_checked
@@ -57,9 +64,14 @@ class OnnxRuntimeBackend(Backend):
         self.threads = threads
         data, self.checksum = read_checked(self.path)  # the runtime gets the very bytes that were checked
         try:
-            self._session = ort.InferenceSession(data, session_options(threads), providers=["CPUExecutionProvider"])
+            self._open(ort, data, threads)
+        except FmnistEdgeError:
+            raise
         except Exception as exc:  # ORT raises its own exception types for every kind of damage
             raise load_error(self.path, "ONNX", exc) from None
+
+    def _open(self, ort, data: bytes, threads: int | None) -> None:
+        self._session = ort.InferenceSession(data, session_options(threads), providers=["CPUExecutionProvider"])
         self.input, self.output = classifier_io(self.path, self._session.get_inputs(), self._session.get_outputs(),
                                                 _spec)
         props = self._session.get_modelmeta().custom_metadata_map
@@ -67,11 +79,15 @@ class OnnxRuntimeBackend(Backend):
         self.references_blob = _base64(self.path, props.get(ONNX_REFERENCES_KEY))
         self._in_dtype = np.dtype(self.input.dtype)
         self._out_names = [self.output.name]
+        self.probe()
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         images = check_images(images)
         feed = images if self._in_dtype == np.uint8 else images.astype(self._in_dtype)
-        out = self._session.run(self._out_names, {self.input.name: feed})[0]
+        try:
+            out = self._session.run(self._out_names, {self.input.name: feed})[0]
+        except Exception as exc:  # ORT's own types (Fail, InvalidArgument, RuntimeException)
+            raise inference_error(self.path, exc) from None
         return out.astype(np.float32, copy=False)
 
     def close(self) -> None:
