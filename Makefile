@@ -26,7 +26,8 @@ APT_PACKAGES := dataset-fashion-mnist
 
 setup: system-deps venv
 
-# Debian packages: the dataset, and for the tests a browser that renders the camera's web page.
+# Debian packages: the dataset, and for the tests a browser that renders the camera's web page and an
+# MQTT broker the camera publishes to.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -43,7 +44,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[train,dev]'
+	$(PY) -m pip install -q -e '.[train,mqtt,dev]'
 	touch $@
 
 # The main job: train the default recipe, export int8 through the gate, benchmark, run the camera
@@ -59,7 +60,7 @@ demo: setup
 	$(CLI) camera --model $(RUN)/export/model_int8.tflite --source $(RUN)/sample.mp4 --headless \
 	  --record $(RUN)/annotated.mp4
 
-test: APT_PACKAGES += chromium
+test: APT_PACKAGES += chromium mosquitto
 test: setup
 	$(PY) -m pytest -q
 

@@ -14,7 +14,7 @@ import pytest
 
 from toolkit.synthetic import render_frame
 
-BLOCKED = ("tensorflow", "keras", "tf2onnx", "onnx", "matplotlib", "keras_tuner")
+BLOCKED = ("tensorflow", "keras", "tf2onnx", "onnx", "matplotlib", "keras_tuner", "paho")
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +103,12 @@ def test_camera_on_a_video(no_training_side, test_set, tmp_path):
     write_video(video, images[:3, ..., 0], frames_per_item=4)
     lines = edge(no_training_side, "camera", "--source", str(video), "--headless", "--json").stdout.splitlines()
     assert json.loads(lines[-1])["summary"]["frames"] == 12
+
+
+def test_mqtt_without_its_extra_says_what_to_install(no_training_side):
+    proc = edge(no_training_side, "camera", "--headless", "--mqtt", "127.0.0.1:1883", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == "Error: --mqtt needs paho-mqtt: pip install 'fmnist-edge[mqtt]'"
 
 
 def test_training_commands_say_what_to_install(no_training_side, tmp_path):

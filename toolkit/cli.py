@@ -87,6 +87,22 @@ def _address(ctx, param, value: str | None) -> str | None:
     return value
 
 
+def _given_options(ctx: click.Context, skip: set[str]) -> list[tuple[str, str | None]]:
+    """The options given on the command line, as (option, value) pairs (None for a flag that is on)."""
+    from click.core import ParameterSource
+
+    given = []
+    for param in ctx.command.params:
+        if param.name in skip or ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[param.name]
+        if getattr(param, "is_flag", False):
+            given += [(param.opts[0], None)] if value else []
+        else:
+            given.append((param.opts[0], ",".join(map(str, value)) if isinstance(value, tuple) else str(value)))
+    return given
+
+
 def _print_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2))
 
@@ -301,8 +317,22 @@ def predict(model: str | None, images: tuple[str, ...], roi, as_json: bool) -> N
               help="Frames the label is averaged over.")
 @click.option("--min-score", type=_Finite(0, 1), default=0.6, show_default=True,
               help="Below this averaged probability the label is 'unsure'.")
-def camera(as_json: bool, **options) -> None:
+@click.option("--mqtt", metavar="HOST:PORT", default=None, callback=_address,
+              help="Publish each change of the label to this MQTT broker (needs fmnist-edge[mqtt]).")
+@click.option("--topic", default=None, help="With --mqtt: the topic.  [default: fmnist-edge/label]")
+@click.option("--systemd-unit", "unit", is_flag=True,
+              help="Print a systemd unit that runs this camera command as a service, and exit.")
+def camera(as_json: bool, unit: bool, **options) -> None:
     """Classify camera frames in real time: a window, --headless, --serve to a browser, --record."""
+    if options["topic"] is not None and options["mqtt"] is None:
+        raise click.UsageError("--topic is for --mqtt HOST:PORT; give both, or neither")
+    if options["topic"] is None:
+        options.pop("topic")
+    if unit:
+        from edge_runtime.camera.service import systemd_unit
+
+        click.echo(systemd_unit(_given_options(click.get_current_context(), skip={"unit"})), nl=False)
+        return
     from edge_runtime.camera.app import CameraOptions, run
     from edge_runtime.camera.sinks.lines import JsonLinesSink, LabelChangesSink
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from edge_runtime.camera.pipeline import FrameStep, clock
 from edge_runtime.camera.sinks.base import Sink, StopCamera, StreamInfo
+from edge_runtime.camera.sinks.metrics import MetricsSink
+from edge_runtime.camera.sinks.mqtt import MqttSink
 from edge_runtime.camera.sinks.recorder import RecorderSink
 from edge_runtime.camera.sinks.server import ServerSink
 from edge_runtime.camera.sinks.summary import CameraSummary, SummarySink
@@ -49,6 +51,9 @@ class CameraOptions:
     """Below this averaged probability the label is "unsure"."""
     frame_timeout: float = 10.0
     """Seconds to wait for a live frame before saying the source is silent (and waiting on)."""
+    mqtt: str | None = None
+    """HOST:PORT of an MQTT broker to publish each change of the shown label to."""
+    topic: str = "fmnist-edge/label"
 
 
 def option_sinks(opts: CameraOptions) -> list[Sink]:
@@ -57,7 +62,10 @@ def option_sinks(opts: CameraOptions) -> list[Sink]:
     if opts.record:
         sinks.append(RecorderSink(opts.record))
     if opts.serve:
-        sinks.append(ServerSink(opts.serve))
+        metrics = MetricsSink()
+        sinks += [ServerSink(opts.serve, metrics.exposition), metrics]
+    if opts.mqtt:
+        sinks.append(MqttSink(opts.mqtt, opts.topic))
     return sinks
 
 
@@ -130,7 +138,7 @@ def run(opts: CameraOptions, sinks: Sequence[Sink] = (), opener: Callable = open
     summary, source = None, None
     try:
         source = open_source(opts.source, opener)
-        stream = StreamInfo(opts.source, source.fps, source.live, model.class_names)
+        stream = StreamInfo(opts.source, source.fps, source.live, model.class_names, source)
         for sink in outputs:
             sink.start(stream)
             started.append(sink)

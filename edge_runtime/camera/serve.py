@@ -1,7 +1,8 @@
 """`camera --serve`: the annotated frames as an MJPEG stream and the current label, over HTTP.
 
 For a board without a screen: open http://HOST:PORT/ in a browser on the same network. Routes:
-`/` the page, `/stream.mjpg` the stream, `/frame.jpg` the latest frame, `/state.json` the label.
+`/` the page, `/stream.mjpg` the stream, `/frame.jpg` the latest frame, `/state.json` the label,
+`/metrics` Prometheus' metrics of the run.
 Frames are JPEG-encoded only while someone is watching.
 """
 
@@ -13,6 +14,7 @@ import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -43,7 +45,9 @@ class QuietHTTPServer(ThreadingHTTPServer):
 class FrameServer:
     """Holds the newest annotated frame and state; HTTP handler threads wait on it."""
 
-    def __init__(self, address: str, jpeg_quality: int = 80):
+    def __init__(self, address: str, jpeg_quality: int = 80, metrics: Callable[[], bytes] | None = None):
+        self.metrics = metrics
+        """Prometheus' text format of the run, served on /metrics (404 when None)."""
         self._cond = threading.Condition()
         self._jpeg: bytes | None = None
         self._seq = 0
@@ -122,7 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
     """The routes: the page, the state, one frame, the stream."""
 
     routes: ClassVar[dict[str, str]] = {"/": "_page", "/index.html": "_page", "/state.json": "_state",
-                                        "/frame.jpg": "_frame", "/stream.mjpg": "_stream"}
+                                        "/frame.jpg": "_frame", "/stream.mjpg": "_stream", "/metrics": "_metrics"}
 
     @property
     def frames(self) -> FrameServer:
@@ -158,6 +162,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(b"no frame yet\n", "text/plain", HTTPStatus.SERVICE_UNAVAILABLE)
         else:
             self._send(jpeg, "image/jpeg")
+
+    def _metrics(self) -> None:
+        if self.frames.metrics is None:
+            self._send(b"no metrics here\n", "text/plain", HTTPStatus.NOT_FOUND)
+        else:
+            self._send(self.frames.metrics(), "text/plain; version=0.0.4; charset=utf-8")
 
     def _stream(self) -> None:
         self.send_response(HTTPStatus.OK)

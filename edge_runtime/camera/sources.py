@@ -151,6 +151,7 @@ class FileSource:
         self._next = 0
         self.dropped = 0
         self.gaps: list[float] = []
+        self.gap_count = 0
 
     def read(self, timeout: float | None = None) -> Frame | None:
         """The next frame, or None at the end of the file."""
@@ -188,6 +189,7 @@ class LiveSource:
         self._grabbed = 0
         self.dropped = 0
         self.gaps: deque[float] = deque(maxlen=MAX_GAPS)
+        self.gap_count = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._grab, name=f"grab {source}", daemon=True)
         self._thread.start()
@@ -218,6 +220,7 @@ class LiveSource:
                 continue
             gap = time.perf_counter() - lost
             self.gaps.append(gap)
+            self.gap_count += 1
             log.warning("camera source %s is back after a %.1f s gap", self.name, gap)
             return
 

@@ -26,6 +26,8 @@ class StreamInfo:
     """The source's own frame rate; 0 when it does not say."""
     live: bool
     class_names: tuple[str, ...]
+    source_counters: object | None = None
+    """The source, for its running counters (`dropped`, `gap_count`); read them, never call it."""
 
 
 class Sink:

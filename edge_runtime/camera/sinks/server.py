@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from edge_runtime.camera.pipeline import FrameResult
 from edge_runtime.camera.serve import FrameServer
 from edge_runtime.camera.sinks.base import Sink, StreamInfo
@@ -11,12 +13,13 @@ class ServerSink(Sink):
     needs_picture = True
     paces = True
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, metrics: Callable[[], bytes] | None = None):
         self.address = address
+        self.metrics = metrics
         self.server: FrameServer | None = None
 
     def start(self, stream: StreamInfo) -> None:
-        self.server = FrameServer(self.address)
+        self.server = FrameServer(self.address, metrics=self.metrics)
 
     def wants_picture(self) -> bool:
         return self.server is not None and self.server.wants_picture  # JPEG-encoded only while watched

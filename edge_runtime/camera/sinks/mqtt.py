@@ -1,0 +1,127 @@
+"""`--mqtt HOST:PORT --topic T`: each change of the shown label published to an MQTT broker (paho-mqtt,
+the `[mqtt]` extra), for a home-automation hub or a dashboard.
+
+The camera never waits for the network. A label change goes into a bounded queue (the oldest message
+is dropped when it is full, and counted); a publisher thread hands messages to paho only while it is
+connected; paho's own network thread connects, and reconnects with exponential backoff (1 s doubling
+to 30 s) whenever the broker goes away. Messages are JSON, QoS 1, retained, so a new subscriber sees
+the current label at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+
+from edge_runtime.camera.pipeline import FrameResult
+from edge_runtime.camera.sinks.base import Sink, StreamInfo
+from edge_runtime.core.address import parse_host_port
+from edge_runtime.core.errors import FmnistEdgeError
+
+log = logging.getLogger(__name__)
+
+QUEUE = 100
+"""Label changes kept while the broker is away: the newest ones."""
+BACKOFF = (1, 30)
+
+
+def check_topic(topic: str) -> str:
+    """A topic to publish to: not empty, no wildcards (+ #), no NUL, at most 65535 bytes."""
+    if not topic or any(c in topic for c in "+#\0") or len(topic.encode()) > 65535:
+        raise FmnistEdgeError(f"--topic {topic!r}: give a topic to publish to, e.g. home/camera/label "
+                              "(no + or # wildcards)")
+    return topic
+
+
+class MqttSink(Sink):
+    def __init__(self, address: str, topic: str, queue_size: int = QUEUE):
+        try:
+            import paho.mqtt.client as mqtt
+        except ImportError:
+            raise FmnistEdgeError("--mqtt needs paho-mqtt: pip install 'fmnist-edge[mqtt]'") from None
+        self._mqtt = mqtt
+        self.host, self.port = parse_host_port(address, "--mqtt")
+        self.topic = check_topic(topic)
+        self._queue: deque[bytes] = deque(maxlen=queue_size)
+        self._cond = threading.Condition()
+        self._connected = threading.Event()
+        self._stopping = False
+        self._last: str | None = None
+        self.published = self.dropped = 0
+        self._source = ""
+
+    def start(self, stream: StreamInfo) -> None:
+        mqtt = self._mqtt
+        self._source = stream.source
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=f"fmnist-edge-{socket.gethostname()}-{os.getpid()}")
+        self.client.reconnect_delay_set(*BACKOFF)
+        self.client.max_queued_messages_set(len(self._queue) or QUEUE)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        self._publisher = threading.Thread(target=self._publish_loop, name="mqtt publish", daemon=True)
+        self._publisher.start()
+
+    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+        if reason.is_failure:
+            log.warning("MQTT broker %s:%d refused the connection (%s)", self.host, self.port, reason)
+            return
+        log.info("MQTT: connected to %s:%d, publishing to %s", self.host, self.port, self.topic)
+        with self._cond:
+            self._connected.set()
+            self._cond.notify_all()
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
+        if self._connected.is_set():
+            log.warning("MQTT: lost %s:%d (%s); reconnecting", self.host, self.port, reason)
+        self._connected.clear()
+
+    def consume(self, result: FrameResult) -> None:
+        label = result.shown.label
+        if label == self._last:
+            return
+        self._last = label
+        message = {"label": label, "class_id": result.shown.class_id, "score": round(result.shown.score, 4),
+                   "frame": result.frame.index, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   "source": self._source}
+        with self._cond:
+            if len(self._queue) == self._queue.maxlen:
+                self.dropped += 1
+            self._queue.append(json.dumps(message).encode())
+            self._cond.notify_all()
+
+    def _publish_loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stopping or (self._queue and self._connected.is_set()))
+                if self._stopping and not (self._queue and self._connected.is_set()):
+                    return
+                payload = self._queue.popleft()
+            rc = self.client.publish(self.topic, payload, qos=1, retain=True).rc
+            if rc == self._mqtt.MQTT_ERR_SUCCESS:
+                self.published += 1
+                continue
+            with self._cond:  # keep it for the next try
+                self._queue.appendleft(payload)
+                if rc == self._mqtt.MQTT_ERR_NO_CONN:  # gone between the check and the publish: wait for on_connect
+                    self._connected.clear()
+                else:  # paho's own queue is full (a slow broker): try again shortly
+                    self._cond.wait(0.1)
+
+    def stop(self, summary) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._publisher.join(timeout=5)
+        self.client.disconnect()
+        self.client.loop_stop()
+        if self._queue or self.dropped:
+            log.warning("MQTT: %d label changes not delivered (%d dropped while the broker was away)",
+                        len(self._queue) + self.dropped, self.dropped)

@@ -1,0 +1,204 @@
+"""Unattended operation: Prometheus metrics on --serve, label changes to a real MQTT broker (Debian's
+mosquitto, started here on 127.0.0.1) that goes away and comes back, and the systemd unit."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import error_line, run_cli
+
+from edge_runtime.core.contract import CLASS_NAMES
+from toolkit.synthetic import write_video
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory, test_set) -> Path:
+    """12 s at 30 frames/s, 12 items: a file someone watches plays at its own pace."""
+    images, _ = test_set
+    path = tmp_path_factory.mktemp("video") / "items.mp4"
+    write_video(path, images[:12, ..., 0], frames_per_item=30, seed=5)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_camera(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "toolkit.cli", "camera", "--headless", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, timeout: float = 30, step: float = 0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"gave up waiting after {timeout} s")
+
+
+def get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.read().decode()
+    except OSError:
+        return None
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
+    assert match, f"{name}{labels} not in /metrics"
+    return float(match.group(1))
+
+
+def test_metrics_on_serve(video):
+    port = free_port()
+    proc = start_camera("--source", str(video), "--serve", f"127.0.0.1:{port}")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        first = wait_for(lambda: (t := get(base + "/metrics")) and metric(t, "fmnist_edge_frames_total") > 5 and t)
+        later = wait_for(lambda: (t := get(base + "/metrics")) and metric(t, "fmnist_edge_frames_total")
+                         > metric(first, "fmnist_edge_frames_total") and t)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert metric(later, "fmnist_edge_frame_latency_seconds_count") == metric(later, "fmnist_edge_frames_total")
+    assert 0 < metric(later, "fmnist_edge_fps") < 40  # a watched file plays at its own 30 frames/s
+    shown = [metric(later, "fmnist_edge_label", f'{{label="{name}"}}') for name in (*CLASS_NAMES, "unsure")]
+    assert sorted(shown) == [0.0] * 10 + [1.0]  # exactly one label is shown
+    for stage in ("wait", "preprocess", "inference", "draw"):
+        assert metric(later, "fmnist_edge_stage_seconds_total", f'{{stage="{stage}"}}') >= 0
+    assert metric(later, "fmnist_edge_dropped_frames_total") == 0
+    assert metric(later, "fmnist_edge_source_gaps_total") == 0
+
+
+class Broker:
+    """mosquitto on 127.0.0.1, which a test can stop and start again on the same port."""
+
+    def __init__(self, tmp: Path):
+        self.port = free_port()
+        self.config = tmp / "mosquitto.conf"
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.proc = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_for(self._listening)
+
+    def _listening(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+class Listener:
+    """A subscriber that collects every message on the topic, reconnecting when the broker comes back."""
+
+    def __init__(self, port: int, topic: str):
+        import paho.mqtt.client as mqtt
+
+        self.messages: list[dict] = []
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
+        self.client.on_message = lambda c, u, m: self.messages.append(json.loads(m.payload))
+        self.client.reconnect_delay_set(1, 1)
+        self.client.connect_async("127.0.0.1", port)
+        self.client.loop_start()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.mark.skipif(not Path(MOSQUITTO).exists(), reason="Debian's mosquitto is not installed (make test does it)")
+def test_mqtt_publishes_label_changes_and_survives_the_broker_going_away(video, tmp_path):
+    pytest.importorskip("paho.mqtt.client", reason="needs the [mqtt] extra")
+    broker = Broker(tmp_path)
+    broker.start()
+    listener = Listener(broker.port, "shop/camera/label")
+    camera = start_camera("--source", str(video), "--json", "--serve", "127.0.0.1:0", "--mqtt",
+                          f"127.0.0.1:{broker.port}", "--topic", "shop/camera/label")
+    lines: list[dict] = []
+    reader = threading.Thread(target=lambda: lines.extend(json.loads(line) for line in camera.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: len(listener.messages) >= 2)  # label changes arrive
+        broker.stop()
+        down_at, frames_at_stop = time.time(), len(lines)
+        time.sleep(2)  # the broker is away
+        frames_while_down = len(lines) - frames_at_stop
+        broker.start()
+        before = len(listener.messages)
+        wait_for(lambda: len(listener.messages) > before, timeout=60)  # reconnected, publishing again
+        camera.wait(timeout=60)
+    finally:
+        camera.kill()
+        listener.close()
+        broker.stop()
+    reader.join(timeout=10)
+    assert camera.returncode == 0 and lines[-1]["summary"]["ended_by"] == "end of file"
+    # The camera never waited for the network: it kept its 30 frames/s while the broker was gone.
+    assert frames_while_down >= 30, frames_while_down
+    message = listener.messages[0]
+    assert set(message) == {"label", "class_id", "score", "frame", "time", "source"}
+    assert message["label"] in (*CLASS_NAMES, "unsure") and message["source"] == str(video)
+    changes = [line["label"] for line in lines[:-1]]
+    published = [m["label"] for m in listener.messages]
+    assert all(label in changes for label in published)
+    assert time.time() - down_at < 120
+
+
+def test_mqtt_flags_are_checked():
+    line = error_line(run_cli("camera", "--headless", "--mqtt", "127.0.0.1:1", "--topic", "a/+/b", check=False))
+    assert "--topic 'a/+/b'" in line and "wildcards" in line
+    proc = run_cli("camera", "--headless", "--topic", "x", check=False)
+    assert proc.returncode == 2 and "--topic is for --mqtt" in proc.stderr
+
+
+def test_systemd_unit(video, tmp_path):
+    unit = run_cli("camera", "--source", str(video), "--headless", "--serve", "0.0.0.0:8080",
+                   "--systemd-unit").stdout
+    assert "Restart=on-failure" in unit and "StandardOutput=journal" in unit and "MemoryMax=" in unit
+    exec_start = re.search(r"^ExecStart=(.*)$", unit, re.M).group(1)
+    assert f"camera --source {video.resolve()} --headless --serve 0.0.0.0:8080" in exec_start
+    path = tmp_path / "fmnist-edge.service"
+    path.write_text(unit)
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        check = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, check=False)
+        assert check.returncode == 0, check.stderr
+    # What the service would run, runs (for a few frames, without the server).
+    import shlex
+
+    words = shlex.split(exec_start.replace("%%", "%"))
+    words = [*words[:words.index("--serve")], "--max-frames", "3", "--json"]
+    done = subprocess.run(words, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and json.loads(done.stdout.splitlines()[-1])["summary"]["frames"] == 3
+
+
+def test_a_service_needs_headless():
+    line = error_line(run_cli("camera", "--source", "0", "--systemd-unit", check=False))
+    assert "a service has no display: add --headless" in line
