@@ -267,3 +267,13 @@ def test_a_tiny_roi_is_called_tiny(tmp_path):
     proc = run_cli("predict", "--roi", "0,0,1,1", str(image), "--json", check=False)
     assert json.loads(proc.stdout)["predictions"][0]["error"] == \
         "--roi 0,0,1,1 leaves 1x1 px of the 400x300 frame; give a region of at least 2x2 px"
+
+
+@pytest.mark.parametrize("cut", [1, 30, 64])
+def test_a_sealed_file_cut_short_is_one_line(golden, tmp_path, cut):
+    """Cut inside its checksum: not mistaken for a file exported before checksums."""
+    for name in ("model_int8.tflite", "model_int8.onnx"):
+        path = tmp_path / name
+        path.write_bytes((golden[0] / name).read_bytes()[:-cut])
+        with pytest.raises(FmnistEdgeError, match="cut short"):
+            open_backend(path)

@@ -48,7 +48,12 @@ def checksum_state(path: Path, data: bytes) -> str:
     """"ok" when the file's checksum matches its bytes, "missing" for a file without one (exported
     before fmnist-edge wrote checksums, or cut short); a mismatch is a one-line FmnistEdgeError."""
     marker = MARKERS.get(path.suffix.lower())
-    if marker is None or len(data) < DIGEST_HEX + len(marker) or data[-DIGEST_HEX - len(marker):-DIGEST_HEX] != marker:
+    if marker is None:
+        return "missing"
+    if len(data) < DIGEST_HEX + len(marker) or data[-DIGEST_HEX - len(marker):-DIGEST_HEX] != marker:
+        if marker in data[-DIGEST_HEX - len(marker):]:  # the marker, but not where it belongs: cut short
+            raise FmnistEdgeError(f"{path}: damaged: the file is cut short (its checksum is incomplete); copy the "
+                                  "file again, or export it again")
         return "missing"
     if data[-DIGEST_HEX:] != digest(data):
         raise FmnistEdgeError(f"{path}: damaged: its bytes are not the ones the exporter wrote (SHA-256 "

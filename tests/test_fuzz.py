@@ -1,0 +1,163 @@
+"""Fuzzing the model files through every edge command: seeded byte flips, truncations and metadata
+mutations of both bundled formats (and of the same files without their checksum, as files exported before
+fmnist-edge wrote one would be). Each command must give one error line or a correct answer; never an
+exception that escapes, a hang, or a memory blow-up (the worker runs under a 3 GB address-space limit and
+reports its peak resident memory)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import resource
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime.core.backends import open_backend
+from edge_runtime.core.classifier import BUNDLED
+from edge_runtime.core.metadata import TFLITE_MEMBER, TFLITE_REFERENCES
+from edge_runtime.core.modelfile import (
+    MARKERS,
+    ONNX_CHECKSUM_KEY,
+    ONNX_REFERENCES_KEY,
+    PLACEHOLDER,
+    seal,
+    tflite_flatbuffer,
+    tflite_pack,
+)
+from toolkit.synthetic import render_frame, write_video
+
+SEED = 20261122
+ADDRESS_SPACE = 3 << 30
+PEAK_RSS_MB = 1024
+
+
+def flipped(data: bytes, positions) -> bytes:
+    out = bytearray(data)
+    for p in positions:
+        out[p] ^= 0xFF
+    return bytes(out)
+
+
+def unsealed(data: bytes, suffix: str) -> bytes:
+    """The file as one exported before checksums: the same bytes without the checksum trailer."""
+    if suffix == ".tflite":
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = {i.filename: archive.read(i) for i in archive.infolist()}
+        buf = io.BytesIO(tflite_flatbuffer(data))
+        buf.seek(0, io.SEEK_END)
+        with zipfile.ZipFile(buf, "a") as archive:
+            for name, content in members.items():
+                archive.writestr(name, content)
+        return buf.getvalue()
+    return data[: -64 - len(MARKERS[suffix])]
+
+
+def metadata_mutations(path: Path) -> dict[str, bytes]:
+    """Re-sealed files whose metadata was changed: the checksum passes, the schema must not (or must not matter)."""
+    with open_backend(path) as backend:
+        meta = backend.metadata.to_dict()
+        references = backend.references_blob
+    variants = {"nine-classes": {**meta, "class_names": meta["class_names"][:9]},
+                "precision-int4": {**meta, "precision": "int4"}, "input-null": {**meta, "input": None},
+                "unknown-field": {**meta, "colour": "blue"}}
+    if path.suffix == ".tflite":
+        flat = tflite_flatbuffer(path.read_bytes())
+        return {name: tflite_pack(flat, {TFLITE_MEMBER: json.dumps(raw).encode(), TFLITE_REFERENCES: references})
+                for name, raw in variants.items()}
+    onnx = pytest.importorskip("onnx")
+    out = {}
+    for name, raw in variants.items():
+        model = onnx.load_from_string(path.read_bytes())
+        del model.metadata_props[:]
+        onnx.helper.set_model_props(model, {**{f"fmnist_edge.{k}": json.dumps(v) for k, v in raw.items()},
+                                            ONNX_REFERENCES_KEY: base64.b64encode(references).decode(),
+                                            ONNX_CHECKSUM_KEY: PLACEHOLDER.decode()})
+        out[name] = seal(model.SerializeToString(), ".onnx")
+    return out
+
+
+def mutations(path: Path, rng: np.random.Generator) -> dict[str, tuple[bytes, str]]:
+    """name -> (bytes, kind): damage to a "sealed" file and "metadata" changes must give one line or the
+    original's answers; "old" files (no checksum to catch a changed weight) may answer otherwise."""
+    data, suffix = path.read_bytes(), path.suffix
+    old = unsealed(data, suffix)
+    found = {f"flip-{p}": (flipped(data, [p]), "sealed") for p in rng.choice(len(data), 8, replace=False)}
+    found |= {f"cut-{n}": (data[:n], "sealed") for n in (1, len(data) // 10, len(data) // 2, len(data) - 1)}
+    found |= {f"old-flip-{p}": (flipped(old, [p]), "old") for p in rng.choice(len(old), 12, replace=False)}
+    found |= {f"old-tail-flip-{p}": (flipped(old, [p]), "old") for p in len(old) - 1 - rng.choice(600, 6, False)}
+    found |= {f"meta-{k}": (v, "metadata") for k, v in metadata_mutations(path).items()}
+    return found
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, test_set) -> tuple[Path, Path]:
+    images, _ = test_set
+    folder = tmp_path_factory.mktemp("fuzz-inputs")
+    image = folder / "item.png"
+    cv2.imwrite(str(image), render_frame(images[0, ..., 0], (240, 320), 160, (160, 120))[0])
+    video = folder / "items.avi"
+    write_video(video, images[:1, ..., 0], frames_per_item=4, size=(120, 160))
+    return image, video
+
+
+def limit_memory():
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_fuzzed_model_files_through_every_command(fmt, inputs, tmp_path):
+    image, video = inputs
+    source = BUNDLED[fmt]
+    cases = mutations(source, np.random.default_rng(SEED))
+    paths = {}
+    for name, (data, _) in cases.items():
+        paths[name] = tmp_path / f"{name}{source.suffix}"
+        paths[name].write_bytes(data)
+    report_file = tmp_path / "report.json"
+    worker = Path(__file__).with_name("fuzz_worker.py")
+    proc = subprocess.run([sys.executable, str(worker), str(report_file), str(image), str(video), str(source),
+                           *map(str, paths.values())], capture_output=True, text=True, timeout=1800,
+                          preexec_fn=limit_memory, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(report_file.read_text())
+    assert report["peak_rss_kb"] < PEAK_RSS_MB * 1024, report["peak_rss_kb"]
+    original = {r["command"]: r for r in report["runs"] if r["model"] == str(source)}
+    assert all(r["exit"] == 0 for r in original.values()), original
+    kinds = {str(paths[name]): kind for name, (_, kind) in cases.items()}
+    problems = [problem for r in report["runs"] if r["model"] != str(source)
+                for problem in _judge(r, kinds[r["model"]], original[r["command"]])]
+    assert not problems, "\n".join(problems[:20])
+
+
+def _judge(run: dict, kind: str, original: dict) -> list[str]:
+    where = f"{Path(run['model']).name} {run['command']}"
+    if run.get("hung"):
+        return [f"{where}: no answer within a minute"]
+    if run["escaped"]:
+        return [f"{where}: {run['escaped']}"]
+    lines = run["stderr"].strip().splitlines()
+    if "Traceback" in run["stderr"]:
+        return [f"{where}: a traceback"]
+    if run["exit"] == 1:
+        errors = [line for line in lines if line.startswith("Error: ")]
+        return [] if len(errors) == 1 and lines[-1] == errors[0] else [f"{where}: not one error line: {lines}"]
+    if run["exit"] != 0:
+        return [f"{where}: exit {run['exit']}"]
+    if kind in ("sealed", "metadata") and run["command"] in ("predict", "evaluate") and \
+            _answers(run) != _answers(original):
+        return [f"{where}: answers differ from the original's"]
+    return []
+
+
+def _answers(run: dict):
+    out = json.loads(run["stdout"])
+    if "predictions" in out:
+        return [p.get("class_id") for p in out["predictions"]]
+    return [m["accuracy"] for m in out["models"]]
