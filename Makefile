@@ -44,7 +44,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[train,mqtt,dev]'
+	$(PY) -m pip install -q -e '.[train,mqtt,micro,dev]'
 	touch $@
 
 # The main job: train the default recipe, export int8 through the gate, benchmark, run the camera

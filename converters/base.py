@@ -37,3 +37,5 @@ class ExportedModel:
     passed: bool
     failures: list[str] = field(default_factory=list)
     """Every gate check this file failed, each naming the measured value and the limit."""
+    arena_bytes: int | None = None
+    """For the micro row: the tensor arena the TFLM example allocates (measured, plus its margin)."""

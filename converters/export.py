@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,9 +42,12 @@ FORMAT_CHOICES = (*FORMATS, "all")
 """What `export --format` takes."""
 
 
-def plan(fmt: str = "all", int8: bool = False, fp16: bool = False, dynamic: bool = False) -> list[Target]:
+def plan(fmt: str = "all", int8: bool = False, fp16: bool = False, dynamic: bool = False,
+         micro: bool = False) -> list[Target]:
     """fp32 for each format, plus each precision asked for where the format has it."""
     formats = list(FORMATS) if fmt == "all" else [fmt]
+    if micro and not (int8 and "tflite" in formats):
+        raise ExportError("--micro is made from the int8 TFLite file: add --int8, with --format tflite or all")
     asked = ["fp32"] + [p for p, on in (("fp16", fp16), ("dynamic", dynamic), ("int8", int8)) if on]
     for precision in asked:
         if not any(precision in FORMATS[f] for f in formats):
@@ -144,8 +149,35 @@ def _install(target: Target, out: Path, render: Callable, ref: Reference, arch: 
         tmp.unlink(missing_ok=True)
 
 
+def micro_export(source: Path, out: Path, images: np.ndarray, labels: np.ndarray,
+                 limits: GateLimits | None = None) -> ExportedModel:
+    """OUT/micro from an int8 TFLite file, gated against LiteRT on the same test images."""
+    from converters import micro
+    from edge_runtime.tools import micro as tflm
+
+    limits = limits or GateLimits()
+    model = tflm.read_int8(source)
+    micro.resolver_calls(model)  # an operator TFLM lacks fails here, before the long run
+    arena = tflm.example_arena(tflm.measure_arena(model))
+    litert = predict_file(source, images)
+    tflm_probs = tflm.tflm_predict(model, images, arena)
+    row = check(out / "micro", "micro", "micro", tflm_probs, Reference(images, labels, litert), limits,
+                size_bytes=len(model.flatbuffer))
+    row.precision, row.arena_bytes = "int8", arena
+    right = np.flatnonzero((tflm_probs.argmax(1) == labels) & (litert.argmax(1) == labels))
+    sample = int(right[0]) if len(right) else 0
+    tmp = Path(tempfile.mkdtemp(prefix=".micro.", dir=out))
+    try:
+        micro.write_sources(model, arena, images[sample], int(labels[sample]), tmp / "micro")
+        row.path = str(micro.install(tmp / "micro", out / "micro", row.passed))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return row
+
+
 def export(keras_path: str | Path, out: str | Path, targets: list[Target], calibration: np.ndarray,
-           test_images: np.ndarray, test_labels: np.ndarray, limits: GateLimits | None = None) -> ExportReport:
+           test_images: np.ndarray, test_labels: np.ndarray, limits: GateLimits | None = None,
+           micro: bool = False) -> ExportReport:
     """Export, gate and install every target; raise GateError listing every failure after trying all."""
     _, keras = tf_loader.load()
     keras_path, out, limits = Path(keras_path), Path(out), limits or GateLimits()
@@ -160,6 +192,13 @@ def export(keras_path: str | Path, out: str | Path, targets: list[Target], calib
     for target in targets:
         log.info("exporting %s %s", target.format, target.precision)
         rows.append(_install(target, out, convert(target), ref, model.name, source_sha, len(calibration), limits))
+    if micro:
+        log.info("exporting micro int8 (TensorFlow Lite Micro)")
+        int8 = next(r for r in rows if (r.format, r.precision) == ("tflite", "int8"))
+        rows.append(micro_export(out / "model_int8.tflite", out, ref.images, ref.labels, limits)
+                    if int8.passed else ExportedModel(
+            str(out / "micro"), "micro", "int8", 0, 0.0, 0.0, 0.0, False,
+            ["not made: the int8 TFLite file it is made from failed its gate"]))
     report = ExportReport(str(keras_path), source_sha, model.name, ref.accuracy, len(calibration),
                           len(test_images), rows)
     write_json_atomic(out / "export_report.json", report.to_dict())

@@ -28,7 +28,7 @@ def has_tensorflow() -> bool:
 
 # Modules that import TensorFlow at the top, not collected without it (pytest lists what it skipped
 # by marker, not these: `make test-arm64` names them).
-TRAINING_MODULES = ["test_train.py", "test_tune.py", "test_export.py"]
+TRAINING_MODULES = ["test_train.py", "test_tune.py", "test_export.py", "test_models.py"]
 collect_ignore = [] if has_tensorflow() else TRAINING_MODULES
 
 

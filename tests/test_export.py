@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +199,101 @@ def test_interrupted_export_leaves_the_old_file(exported, tiny_keras, test_set, 
         export_mod.export(tiny_keras, target_dir, [Target("tflite", "fp32")], images[:10], images[:100], labels[:100])
     assert (target_dir / "model_fp32.tflite").read_bytes() == good
     assert sorted(p.name for p in target_dir.iterdir()) == ["model_fp32.tflite"]
+
+
+@pytest.fixture(scope="module")
+def micro_export(tiny_keras, tmp_path_factory, fmnist_dir):
+    """The tiny model exported with --int8 --micro: (directory, report)."""
+    pytest.importorskip("tflite_micro", reason="needs the [micro] extra")
+    out = tmp_path_factory.mktemp("micro")
+    report = run_cli_json("export", str(tiny_keras), "--out", str(out), "--format", "tflite", "--int8", "--micro",
+                          "--calib-samples", "200", "--data-dir", str(fmnist_dir))
+    return out, report
+
+
+def test_micro_row_and_files(micro_export):
+    out, report = micro_export
+    row = next(r for r in report["models"] if r["format"] == "micro")
+    assert set(row) >= {"format", "precision", "path", "size_bytes", "arena_bytes", "accuracy", "top1_agreement",
+                        "passed"}
+    assert row["passed"] is True and row["precision"] == "int8" and row["top1_agreement"] >= 0.995
+    int8 = next(r for r in report["models"] if r["precision"] == "int8" and r["format"] == "tflite")
+    assert row["accuracy"] >= int8["accuracy"] - 0.001
+    micro = Path(row["path"])
+    assert sorted(p.name for p in micro.iterdir()) == ["main.cc", "model.tflite", "model_data.cc", "model_data.h",
+                                                       "op_resolver.h"]
+    from edge_runtime.core.modelfile import tflite_flatbuffer
+
+    flat = (micro / "model.tflite").read_bytes()
+    assert flat == tflite_flatbuffer((out / "model_int8.tflite").read_bytes()) and row["size_bytes"] == len(flat)
+    assert 1024 <= row["arena_bytes"] and row["arena_bytes"] % 1024 == 0
+    assert f"constexpr int kTensorArenaSize = {row['arena_bytes']};" in (micro / "model_data.h").read_text()
+
+
+def test_micro_array_compiles_and_holds_the_exact_bytes(micro_export, tmp_path):
+    """g++ compiles model_data.cc on its own; a host program linked with it writes out the array, which is
+    byte for byte the model."""
+    import subprocess
+
+    compiler = shutil.which("g++")
+    if compiler is None:
+        pytest.skip("no g++ here")
+    _, report = micro_export
+    micro = Path(next(r for r in report["models"] if r["format"] == "micro")["path"])
+    dump = tmp_path / "dump.cc"
+    dump.write_text('#include <cstdio>\n#include "model_data.h"\nint main() {\n'
+                    "  fwrite(g_model_data, 1, g_model_data_len, stdout);\n"
+                    '  for (int c = 0; c < kNumClasses; ++c) fprintf(stderr, "%s\\n", kClassNames[c]);\n'
+                    "  return (reinterpret_cast<unsigned long>(g_model_data) % 16) != 0;\n}\n")
+    flags = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-I", str(micro)]
+    subprocess.run([compiler, *flags, "-c", str(micro / "model_data.cc"), "-o", str(tmp_path / "m.o")], check=True)
+    subprocess.run([compiler, *flags, str(dump), str(tmp_path / "m.o"), "-o", str(tmp_path / "dump")], check=True)
+    ran = subprocess.run([str(tmp_path / "dump")], capture_output=True, check=True)  # exit 0: 16-byte aligned
+    assert ran.stdout == (micro / "model.tflite").read_bytes()
+    assert ran.stderr.decode().splitlines()[9] == "Ankle boot"
+
+
+def test_micro_op_resolver_lists_every_operator(micro_export):
+    import re
+
+    from converters.micro import OPS
+
+    out, report = micro_export
+    micro = Path(next(r for r in report["models"] if r["format"] == "micro")["path"])
+    with open_backend(out / "model_int8.tflite") as backend:
+        ops = set(backend.op_counts())
+    resolver = (micro / "op_resolver.h").read_text()
+    calls = re.findall(r"resolver\.(Add\w+)\(\)", resolver)
+    assert sorted(calls) == sorted(OPS[op] for op in ops) and len(calls) == len(set(calls))
+    assert f"MicroMutableOpResolver<{len(calls)}>" in resolver
+
+
+def test_micro_gate_fails_on_a_mismatch(micro_export, test_set, tmp_path, monkeypatch):
+    """TFLM answers that disagree with LiteRT (provoked: the runner-up wins on 1% of the images) fail the gate,
+    and the sources go to micro.rejected, never to micro."""
+    from edge_runtime.tools import micro as tflm
+
+    out, _ = micro_export
+    target = tmp_path / "out"
+    target.mkdir()
+    shutil.copy(out / "model_int8.tflite", target / "model_int8.tflite")
+    real = tflm.tflm_predict
+
+    def disagreeing(model, images, arena):
+        probs = real(model, images, arena)
+        for row in range(0, len(probs), 100):
+            probs[row, np.argsort(probs[row])[-2]] = probs[row].max() + 0.01
+        return probs
+
+    monkeypatch.setattr(tflm, "tflm_predict", disagreeing)
+    images, labels = test_set
+    row = export_mod.micro_export(target / "model_int8.tflite", target, images[:2000], labels[:2000])
+    assert not row.passed and any(f.startswith("top-1 agreement 0.99") for f in row.failures)
+    assert Path(row.path).name == "micro.rejected" and not (target / "micro").exists()
+
+
+def test_micro_needs_int8_tflite(tiny_keras):
+    proc = run_cli("export", str(tiny_keras), "--micro", check=False)
+    assert proc.returncode == 2 and "--micro is made from the int8 TFLite file" in proc.stderr
+    proc = run_cli("export", str(tiny_keras), "--int8", "--micro", "--format", "onnx", check=False)
+    assert proc.returncode == 2 and "--micro is made from the int8 TFLite file" in proc.stderr

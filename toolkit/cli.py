@@ -226,17 +226,19 @@ def train(as_json: bool, **options) -> None:
 @click.option("--int8", is_flag=True, help="Also full-integer int8 (TFLite) / static QDQ int8 (ONNX).")
 @click.option("--fp16", is_flag=True, help="Also float16 weights (TFLite only).")
 @click.option("--dynamic", is_flag=True, help="Also dynamic-range int8 weights.")
+@click.option("--micro", is_flag=True,
+              help="With --int8: also C++ source for TensorFlow Lite Micro in DIR/micro (needs fmnist-edge[micro]).")
 @click.option("--calib-samples", type=click.IntRange(min=1), default=500, show_default=True,
               help="Training images, across all ten classes, that calibrate int8.")
 @data_dir_option
 @json_option
-def export(model: str, out: str | None, fmt: str, int8: bool, fp16: bool, dynamic: bool, calib_samples: int,
-           data_dir: str | None, as_json: bool) -> None:
+def export(model: str, out: str | None, fmt: str, int8: bool, fp16: bool, dynamic: bool, micro: bool,
+           calib_samples: int, data_dir: str | None, as_json: bool) -> None:
     """Export MODEL.keras to TFLite and ONNX; every file is checked against Keras (exit 1 if any fails)."""
     from converters.export import calibration_set, plan
 
     try:
-        targets = plan(fmt, int8=int8, fp16=fp16, dynamic=dynamic)
+        targets = plan(fmt, int8=int8, fp16=fp16, dynamic=dynamic, micro=micro)
     except FmnistEdgeError as exc:
         raise click.UsageError(str(exc)) from None
     from converters.export import export as run_export
@@ -249,7 +251,8 @@ def export(model: str, out: str | None, fmt: str, int8: bool, fp16: bool, dynami
     calibration = calibration_set(train_images, train_labels, calib_samples)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # stdout is for the report
-            report, error = run_export(model, out_dir, targets, calibration, test_images, test_labels), None
+            report, error = run_export(model, out_dir, targets, calibration, test_images, test_labels,
+                                       micro=micro), None
     except GateError as exc:
         report, error = exc.report, exc
     if as_json:

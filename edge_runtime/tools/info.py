@@ -24,6 +24,8 @@ class ModelInfo:
     op_counts: dict[str, int]
     metadata: dict | None
     """None for a file exported without fmnist-edge's metadata."""
+    micro: dict | None = None
+    """For a full-integer int8 .tflite file: what a microcontroller needs, flash and the tensor arena."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +69,21 @@ def _onnx_details(backend: Backend, path: Path) -> tuple[list[dict], list[dict],
     return [_tensor(backend.input, into)], [_tensor(backend.output, out_of)], model.op_counts
 
 
+def _micro(path: Path) -> dict:
+    """Flash (the flatbuffer) and the tensor arena, measured with TFLM's interpreter where it is installed."""
+    from edge_runtime.core.errors import FmnistEdgeError
+    from edge_runtime.tools import micro
+
+    model = micro.read_int8(path)
+    try:
+        measured = micro.measure_arena(model)
+    except FmnistEdgeError as exc:
+        return {"flash_bytes": len(model.flatbuffer), "arena_bytes": None, "arena_measured_bytes": None,
+                "note": str(exc)}
+    return {"flash_bytes": len(model.flatbuffer), "arena_bytes": micro.example_arena(measured),
+            "arena_measured_bytes": measured}
+
+
 def describe(path: str | Path) -> ModelInfo:
     """Load the file with its edge backend and describe it; damaged files raise FmnistEdgeError."""
     path = Path(path)
@@ -76,7 +93,9 @@ def describe(path: str | Path) -> ModelInfo:
         else:
             inputs, outputs, ops = [_tensor(backend.input)], [_tensor(backend.output)], backend.op_counts()
         meta = backend.metadata
+        micro = _micro(path) if path.suffix.lower() == ".tflite" and backend.input.dtype == "int8" else None
         return ModelInfo(path=str(path), format=path.suffix.lower().lstrip("."), size_bytes=path.stat().st_size,
+                         micro=micro,
                          backend=backend.name, backend_version=backend.version, inputs=inputs, outputs=outputs,
                          op_counts=dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
                          metadata=meta.to_dict() if meta else None)
@@ -94,6 +113,11 @@ def format_info(info: ModelInfo) -> str:
                 lines.append(f"    quantized inside to {inside['dtype']}: scale {inside['scale']:.6g}, "
                              f"zero point {inside['zero_point']}")
     lines.append("  operators: " + ", ".join(f"{op} x{n}" for op, n in info.op_counts.items()))
+    if info.micro:
+        m = info.micro
+        arena = (f"tensor arena {m['arena_measured_bytes']:,} B measured with TFLM ({m['arena_bytes']:,} B with the "
+                 "example's margin)") if m["arena_bytes"] else f"tensor arena not measured: {m['note']}"
+        lines.append(f"  microcontroller: flash {m['flash_bytes']:,} B, {arena}")
     meta = info.metadata
     if meta is None:
         lines.append("  metadata: none (not exported by fmnist-edge)")
