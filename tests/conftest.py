@@ -87,6 +87,18 @@ def test_set(fmnist_dir):
 
 
 @pytest.fixture(scope="session")
+def long_video(tmp_path_factory, test_set) -> Path:
+    """20 s at 30 frames/s, 20 test items: long enough to be watched over HTTP, by a browser, by /metrics
+    and through a broker's restart (made once: under emulation, making videos is most of the time)."""
+    from toolkit.synthetic import write_video
+
+    images, _ = test_set
+    path = tmp_path_factory.mktemp("video") / "long.mp4"
+    write_video(path, images[:20, ..., 0], frames_per_item=30, seed=4)
+    return path
+
+
+@pytest.fixture(scope="session")
 def golden() -> tuple[Path, dict]:
     """Tiny models exported to every format and precision, committed (tests/golden/make_golden.py):
     (directory, export report), as `exported` gives them, without TensorFlow."""

@@ -114,15 +114,6 @@ def fetch(url: str) -> tuple[str, bytes]:
         return resp.headers["Content-Type"], resp.read()
 
 
-@pytest.fixture(scope="module")
-def long_video(tmp_path_factory, test_set) -> Path:
-    """20 s at 30 frames/s: long enough to be watched over HTTP and by a browser."""
-    images, _ = test_set
-    path = tmp_path_factory.mktemp("video") / "long.mp4"
-    write_video(path, images[:20, ..., 0], frames_per_item=30, seed=4)
-    return path
-
-
 @pytest.fixture
 def served(long_video):
     """`camera --serve` on a free port, playing the video at its own frame rate (it is watched)."""

@@ -18,18 +18,14 @@ import pytest
 from conftest import error_line, run_cli
 
 from edge_runtime.core.contract import CLASS_NAMES
-from toolkit.synthetic import write_video
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory, test_set) -> Path:
-    """12 s at 30 frames/s, 12 items: a file someone watches plays at its own pace."""
-    images, _ = test_set
-    path = tmp_path_factory.mktemp("video") / "items.mp4"
-    write_video(path, images[:12, ..., 0], frames_per_item=30, seed=5)
-    return path
+def video(long_video) -> Path:
+    """A file someone watches plays at its own 30 frames/s (conftest.long_video)."""
+    return long_video
 
 
 def free_port() -> int:
