@@ -22,7 +22,7 @@ BUNDLE_FLAGS ?= --val-split 0 --distill-weight 0.5 --distill-temperature 2
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
 APT_PACKAGES := dataset-fashion-mnist
 
-.PHONY: setup system-deps venv demo test lint wheel bundled-model zoo benchmarks clean
+.PHONY: setup system-deps venv demo test test-arm64 lint wheel bundled-model zoo benchmarks clean
 
 setup: system-deps venv
 
@@ -63,6 +63,15 @@ demo: setup
 test: APT_PACKAGES += chromium mosquitto
 test: setup
 	$(PY) -m pytest -q
+
+# Every test that needs no TensorFlow, inside Debian arm64 roots (Raspberry Pi OS's base) under qemu,
+# against the wheel `make wheel` makes, installed there from aarch64 wheels. The roots, their venvs and
+# the wheels are cached in /var/cache/fmnist-edge (about 1.5 GB; a cold start takes 6 to 15 minutes).
+ARM64_SUITES ?= bookworm trixie
+test-arm64: wheel
+	for suite in $(ARM64_SUITES); do \
+	  tests/arm64/run-suite.sh $$suite dist/fmnist_edge-*-py3-none-any.whl || exit 1; \
+	done
 
 lint: venv
 	$(VENV)/bin/ruff check toolkit converters edge_runtime benchmarks tests
