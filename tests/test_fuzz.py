@@ -71,7 +71,10 @@ def metadata_mutations(path: Path) -> dict[str, bytes]:
         flat = tflite_flatbuffer(path.read_bytes())
         return {name: tflite_pack(flat, {TFLITE_MEMBER: json.dumps(raw).encode(), TFLITE_REFERENCES: references})
                 for name, raw in variants.items()}
-    onnx = pytest.importorskip("onnx")
+    try:
+        import onnx
+    except ImportError:  # a base install (a device) has no onnx package to rewrite the file with
+        return {}
     out = {}
     for name, raw in variants.items():
         model = onnx.load_from_string(path.read_bytes())

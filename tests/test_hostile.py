@@ -128,23 +128,41 @@ def test_a_sealed_file_with_any_byte_changed_never_loads(golden, tmp_path):
 # bench ---------------------------------------------------------------------------------------------------
 
 def children(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()
-    return [int(c) for c in found]
+    """Processes whose parent is `pid`, from /proc (a minimal system has no pgrep)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
-def start_bench() -> subprocess.Popen:
+@pytest.fixture
+def bench_run():
+    """`bench` with a hundred million runs and its worker started; killed at the end whatever happened."""
     proc = subprocess.Popen([sys.executable, "-m", "toolkit.cli", "bench", "--runs", "100000000"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
+    deadline = time.time() + 120
     while not children(proc.pid) and time.time() < deadline:
         time.sleep(0.1)
-    return proc
+    yield proc
+    for pid in [proc.pid, *children(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.communicate()
 
 
-def test_a_dying_bench_worker_is_one_line_not_a_hang():
-    proc = start_bench()
+def test_a_dying_bench_worker_is_one_line_not_a_hang(bench_run):
+    proc = bench_run
     time.sleep(2)  # loaded and measuring
-    for child in children(proc.pid):
+    workers = children(proc.pid)
+    assert workers
+    for child in workers:
         os.kill(child, signal.SIGKILL)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "Traceback" not in err
@@ -153,8 +171,8 @@ def test_a_dying_bench_worker_is_one_line_not_a_hang():
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_a_killed_bench_leaves_no_worker_behind(sig):
-    proc = start_bench()
+def test_a_killed_bench_leaves_no_worker_behind(bench_run, sig):
+    proc = bench_run
     workers = children(proc.pid)
     assert workers
     proc.send_signal(sig)
