@@ -142,6 +142,9 @@ def test_mqtt_publishes_label_changes_and_survives_the_broker_going_away(video, 
     reader.start()
     try:
         wait_for(lambda: len(listener.messages) >= 2)  # label changes arrive
+        before = len(lines)
+        time.sleep(2)
+        frames_before_stop = len(lines) - before  # this machine's pace with the broker up
         broker.stop()
         down_at, frames_at_stop = time.time(), len(lines)
         time.sleep(2)  # the broker is away
@@ -156,8 +159,9 @@ def test_mqtt_publishes_label_changes_and_survives_the_broker_going_away(video, 
         broker.stop()
     reader.join(timeout=10)
     assert camera.returncode == 0 and lines[-1]["summary"]["ended_by"] == "end of file"
-    # The camera never waited for the network: it kept its 30 frames/s while the broker was gone.
-    assert frames_while_down >= 30, frames_while_down
+    # The camera never waited for the network: it kept its pace (30 frames/s, or what a slower machine
+    # manages) while the broker was gone.
+    assert frames_while_down >= 0.5 * frames_before_stop > 0, (frames_before_stop, frames_while_down)
     message = listener.messages[0]
     assert set(message) == {"label", "class_id", "score", "frame", "time", "source"}
     assert message["label"] in (*CLASS_NAMES, "unsure") and message["source"] == str(video)

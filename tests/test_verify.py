@@ -5,6 +5,7 @@ an old file and a device that computes something else are each told so. No Tenso
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 
 import numpy as np
@@ -167,5 +168,9 @@ def test_restamping_keeps_the_model_bytes(golden, tmp_path):
 def test_bench_reports_verify_in_its_device_block(golden):
     path = str(golden[0] / "model_int8.tflite")
     report = json.loads(run_cli("bench", path, "--runs", "10", "--warmup", "1", "--json").stdout)
-    assert report["device"]["verify"] == [{"model": path, "passed": True, "top1_agreement": 1.0,
-                                           "estimated_test_agreement": 1.0, "max_abs_diff": 0.0, "failures": []}]
+    (verified,) = report["device"]["verify"]
+    assert verified["model"] == path and verified["passed"] is True and verified["failures"] == []
+    assert verified["top1_agreement"] == verified["estimated_test_agreement"] == 1.0
+    # Bit for bit on the kind of CPU that made the golden files; elsewhere LiteRT's int8 kernels may round
+    # an output one step (1/256) differently (seen on arm64).
+    assert verified["max_abs_diff"] == 0.0 if platform.machine() == "x86_64" else verified["max_abs_diff"] <= 1 / 64
