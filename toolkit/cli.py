@@ -323,12 +323,24 @@ def predict(model: str | None, images: tuple[str, ...], roi, as_json: bool) -> N
 @click.option("--mqtt", metavar="HOST:PORT", default=None, callback=_address,
               help="Publish each change of the label to this MQTT broker (needs fmnist-edge[mqtt]).")
 @click.option("--topic", default=None, help="With --mqtt: the topic.  [default: fmnist-edge/label]")
+@click.option("--collect", type=click.Path(file_okay=False), default=None,
+              help="Keep frames in this folder for labelling (fmnist-edge label) and fine-tuning.")
+@click.option("--collect-when", default="unsure", show_default=True,
+              help="unsure: items the label was unsure of, one per item in view; all: frames with an item; every:N.")
+@click.option("--collect-max", type=click.IntRange(min=1), default=500, show_default=True,
+              help="The most frames the folder holds.")
+@click.option("--collect-interval", type=_Finite(min=0), default=0.5, show_default=True,
+              help="Seconds between kept frames, at least.")
 @click.option("--systemd-unit", "unit", is_flag=True,
               help="Print a systemd unit that runs this camera command as a service, and exit.")
 def camera(as_json: bool, unit: bool, **options) -> None:
     """Classify camera frames in real time: a window, --headless, --serve to a browser, --record."""
     if options["topic"] is not None and options["mqtt"] is None:
         raise click.UsageError("--topic is for --mqtt HOST:PORT; give both, or neither")
+    collect_flags = {"collect_when", "collect_max", "collect_interval"}
+    ctx = click.get_current_context()
+    if options["collect"] is None and any(ctx.get_parameter_source(f).name != "DEFAULT" for f in collect_flags):
+        raise click.UsageError("--collect-when, --collect-max and --collect-interval are for --collect DIR")
     if options["topic"] is None:
         options.pop("topic")
     if unit:
@@ -446,6 +458,28 @@ def verify(models: tuple[str, ...], threads: int | None, as_json: bool) -> None:
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format_text())
     if not report.passed:
         raise FmnistEdgeError(report.failure_line())
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--serve", metavar="HOST:PORT", default="127.0.0.1:8081", show_default=True, callback=_address,
+              help="Where the page listens (0.0.0.0:PORT to label from another machine).")
+def label(folder: str, serve: str) -> None:
+    """A labelling page for FOLDER's collected frames (camera --collect); labels go to FOLDER/labels.csv."""
+    from edge_runtime.tools.label import LabelServer
+
+    server = LabelServer(folder, serve)
+    left = sum(row["photo_class"] == "unlabelled" for row in server.book.rows)
+    click.echo(f"labelling {len(server.book.rows)} frames ({left} to go) in {folder}: open "
+               f"http://{server.host}:{server.port}/ (Ctrl-C to stop)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:  # how the page is closed: not an error
+        pass
+    finally:
+        server.close()
+    left = sum(row["photo_class"] == "unlabelled" for row in server.book.rows)
+    click.echo(f"{len(server.book.rows) - left} of {len(server.book.rows)} frames labelled in {folder}", err=True)
 
 
 @cli.command()

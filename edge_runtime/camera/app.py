@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from edge_runtime.camera.pipeline import FrameStep, clock
 from edge_runtime.camera.sinks.base import Sink, StopCamera, StreamInfo
+from edge_runtime.camera.sinks.collector import CollectorSink
 from edge_runtime.camera.sinks.metrics import MetricsSink
 from edge_runtime.camera.sinks.mqtt import MqttSink
 from edge_runtime.camera.sinks.recorder import RecorderSink
@@ -54,6 +55,11 @@ class CameraOptions:
     mqtt: str | None = None
     """HOST:PORT of an MQTT broker to publish each change of the shown label to."""
     topic: str = "fmnist-edge/label"
+    collect: str | None = None
+    """A folder to keep frames in, for labelling and fine-tuning (camera.sinks.collector)."""
+    collect_when: str = "unsure"
+    collect_max: int = 500
+    collect_interval: float = 0.5
 
 
 def option_sinks(opts: CameraOptions) -> list[Sink]:
@@ -61,9 +67,14 @@ def option_sinks(opts: CameraOptions) -> list[Sink]:
     sinks: list[Sink] = [] if opts.headless else [WindowSink()]
     if opts.record:
         sinks.append(RecorderSink(opts.record))
+    collector = None
+    if opts.collect:
+        collector = CollectorSink(opts.collect, opts.collect_when, opts.collect_max, opts.collect_interval,
+                                  opts.min_score)
+        sinks.append(collector)
     if opts.serve:
         metrics = MetricsSink()
-        sinks += [ServerSink(opts.serve, metrics.exposition), metrics]
+        sinks += [ServerSink(opts.serve, metrics.exposition, collector), metrics]
     if opts.mqtt:
         sinks.append(MqttSink(opts.mqtt, opts.topic))
     return sinks

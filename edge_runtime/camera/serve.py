@@ -2,7 +2,7 @@
 
 For a board without a screen: open http://HOST:PORT/ in a browser on the same network. Routes:
 `/` the page, `/stream.mjpg` the stream, `/frame.jpg` the latest frame, `/state.json` the label,
-`/metrics` Prometheus' metrics of the run.
+`/metrics` Prometheus' metrics of the run, and with `--collect` `POST /save` keeps the current frame.
 Frames are JPEG-encoded only while someone is watching.
 """
 
@@ -45,9 +45,12 @@ class QuietHTTPServer(ThreadingHTTPServer):
 class FrameServer:
     """Holds the newest annotated frame and state; HTTP handler threads wait on it."""
 
-    def __init__(self, address: str, jpeg_quality: int = 80, metrics: Callable[[], bytes] | None = None):
+    def __init__(self, address: str, jpeg_quality: int = 80, metrics: Callable[[], bytes] | None = None,
+                 on_save: Callable[[], None] | None = None):
         self.metrics = metrics
         """Prometheus' text format of the run, served on /metrics (404 when None)."""
+        self.on_save = on_save
+        """Keep the current frame (camera --collect): POST /save; 404 when None."""
         self._cond = threading.Condition()
         self._jpeg: bytes | None = None
         self._seq = 0
@@ -142,6 +145,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(body)
+
+    def do_POST(self):
+        if self.path.split("?")[0] != "/save" or self.frames.on_save is None:
+            self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
+            return
+        self.frames.on_save()
+        self._send(b'{"saving": true}', "application/json", HTTPStatus.ACCEPTED)
 
     def do_GET(self):
         route = self.routes.get(self.path.split("?")[0])

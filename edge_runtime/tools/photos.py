@@ -5,13 +5,16 @@ measures), decided by a hash of its path, so every tool and every run agrees on 
 result is reported on a photo that training saw. NumPy and OpenCV only.
 
 labels.csv columns: path, photo_class, fashion_mnist_classes (space-separated acceptable class
-ids; empty for items no Fashion-MNIST class fits: hats, shorts, skirts).
+ids; empty for items no Fashion-MNIST class fits: hats, shorts, skirts), and any others a tool adds
+(`camera --collect` adds what the model said). Frames collected and not labelled yet have the photo
+class "unlabelled"; readers skip them.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +22,17 @@ import cv2
 import numpy as np
 
 from edge_runtime.camera.preprocess import preprocess_frame
+from edge_runtime.core.contract import NUM_CLASSES
 from edge_runtime.core.errors import FmnistEdgeError
+from edge_runtime.core.files import write_text_atomic
 
 SPLITS = ("tune", "held-out", "all")
+LABELS = "labels.csv"
+COLUMNS = ("path", "photo_class", "fashion_mnist_classes")
+UNLABELLED = "unlabelled"
+"""The photo class of a collected frame nobody has labelled yet."""
+NONE_OF_THESE = "none"
+"""The photo class a labeller gives an item no Fashion-MNIST class fits (an out-of-distribution photo)."""
 
 
 @dataclass(frozen=True)
@@ -37,19 +48,47 @@ class Photo:
         return "tune" if digest[0] % 2 == 0 else "held-out"
 
 
+def read_rows(root: str | Path) -> list[dict[str, str]]:
+    """Every row of ROOT/labels.csv as it is written (labelled or not), in file order."""
+    table = Path(root) / LABELS
+    if not table.is_file():
+        raise FmnistEdgeError(f"{table}: no labels.csv; point at a photo folder (../shared/real-photos, or one "
+                              "that camera --collect made)")
+    try:
+        with open(table, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise FmnistEdgeError(f"{table}: unreadable ({exc}); fix or remove it") from None
+    if rows and not set(COLUMNS) <= set(rows[0]):
+        raise FmnistEdgeError(f"{table}: needs the columns {', '.join(COLUMNS)}")
+    return rows
+
+
+def write_rows(root: str | Path, rows: list[dict[str, str]]) -> None:
+    """ROOT/labels.csv, atomically: the columns every folder has first, then any others the rows carry."""
+    extra = [c for c in dict.fromkeys(k for row in rows for k in row) if c not in COLUMNS]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[*COLUMNS, *extra], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(Path(root) / LABELS, buf.getvalue())
+
+
 def load_photos(root: str | Path, split: str = "all") -> list[Photo]:
-    """The photos listed in ROOT/labels.csv, in file order, restricted to `split`."""
+    """The labelled photos of ROOT/labels.csv, in file order, restricted to `split`."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
     root = Path(root)
-    table = root / "labels.csv"
-    if not table.is_file():
-        raise FmnistEdgeError(f"{table}: no labels.csv; point --photos at the real-photos folder")
-    with open(table, newline="") as f:
-        rows = list(csv.DictReader(f))
-    photos = [Photo(root / r["path"], r["photo_class"], frozenset(int(c) for c in r["fashion_mnist_classes"].split()))
-              for r in rows]
+    photos = [_photo(root, r) for r in read_rows(root) if r["photo_class"] != UNLABELLED]
     return [p for p in photos if split == "all" or p.split == split]
+
+
+def _photo(root: Path, row: dict[str, str]) -> Photo:
+    classes = (row["fashion_mnist_classes"] or "").split()
+    if not all(c.isdigit() and int(c) < NUM_CLASSES for c in classes):
+        raise FmnistEdgeError(f"{root / LABELS}: {row['path']}: fashion_mnist_classes must be class ids 0 to 9, "
+                              f"not {row['fashion_mnist_classes']!r}")
+    return Photo(root / row["path"], row["photo_class"], frozenset(int(c) for c in classes))
 
 
 def accepted_mask(photos: list[Photo]) -> np.ndarray:

@@ -1,0 +1,157 @@
+"""`fmnist-edge label DIR`: a page for labelling a folder of collected frames (`camera --collect`).
+
+The frames not labelled yet, as thumbnails with what the model saw and what it guessed; one click or
+one key per class (0-9), "none of these" (n) for an item no class fits, undo (u). Every label is
+written to DIR/labels.csv at once, atomically (the whole table, written aside and renamed), so closing
+the page or pulling the plug loses nothing. The standard library's HTTP server, as `camera --serve`
+uses: nothing more to install on a Pi. It listens on 127.0.0.1 unless told otherwise.
+
+Routes: `/` the page, `/frames.json` the table, `/file/PATH` an image the table names (nothing else is
+served), `POST /label` {"index", "class_id" (null: none of these)}, `POST /undo`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import ClassVar
+
+from edge_runtime.camera.serve import QuietHTTPServer
+from edge_runtime.core.address import parse_host_port
+from edge_runtime.core.contract import CLASS_NAMES
+from edge_runtime.core.errors import FmnistEdgeError
+from edge_runtime.tools import photos
+
+log = logging.getLogger(__name__)
+PAGE = Path(__file__).resolve().parent / "web" / "label.html"
+IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
+
+
+class LabelBook:
+    """The folder's table, the labels given and their undo history; every change written at once."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.rows = photos.read_rows(self.folder)
+        self._history: list[tuple[int, str, str]] = []
+        self._lock = threading.Lock()
+        self.files = {name for row in self.rows for name in (row["path"], row.get("model_input") or "") if name}
+        """The only files the page may fetch: those the table names."""
+
+    def table(self) -> dict:
+        with self._lock:
+            return {"class_names": list(CLASS_NAMES), "none": photos.NONE_OF_THESE, "unlabelled": photos.UNLABELLED,
+                    "frames": [{"index": i, "path": r["path"], "model_input": r.get("model_input", ""),
+                                "predicted": r.get("predicted", ""), "score": r.get("score", ""),
+                                "photo_class": r["photo_class"]} for i, r in enumerate(self.rows)]}
+
+    def label(self, index: int, class_id: int | None) -> dict:
+        """Give frame `index` a Fashion-MNIST class, or none (class_id None)."""
+        if not 0 <= index < len(self.rows) or not (class_id is None or 0 <= class_id < len(CLASS_NAMES)):
+            raise ValueError(f"no frame {index} or no class {class_id}")
+        with self._lock:
+            row = self.rows[index]
+            self._history.append((index, row["photo_class"], row["fashion_mnist_classes"]))
+            row["photo_class"] = photos.NONE_OF_THESE if class_id is None else CLASS_NAMES[class_id]
+            row["fashion_mnist_classes"] = "" if class_id is None else str(class_id)
+            photos.write_rows(self.folder, self.rows)
+            return {"index": index, "photo_class": row["photo_class"]}
+
+    def undo(self) -> dict:
+        """Take back the last label given on this page."""
+        with self._lock:
+            if not self._history:
+                return {"index": None}
+            index, photo_class, classes = self._history.pop()
+            self.rows[index]["photo_class"], self.rows[index]["fashion_mnist_classes"] = photo_class, classes
+            photos.write_rows(self.folder, self.rows)
+            return {"index": index, "photo_class": photo_class}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    get_routes: ClassVar[dict[str, str]] = {"/": "_page", "/index.html": "_page", "/frames.json": "_table"}
+
+    @property
+    def book(self) -> LabelBook:
+        return self.server.book
+
+    def log_message(self, fmt, *args):
+        log.debug("%s " + fmt, self.address_string(), *args)
+
+    def _send(self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, obj, status: HTTPStatus = HTTPStatus.OK) -> None:
+        self._send(json.dumps(obj).encode(), "application/json", status)
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        if path.startswith("/file/"):
+            self._file(path[len("/file/"):])
+        elif path in self.get_routes:
+            getattr(self, self.get_routes[path])()
+        else:
+            self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
+
+    def _page(self) -> None:
+        self._send(PAGE.read_bytes(), "text/html; charset=utf-8")
+
+    def _table(self) -> None:
+        self._json(self.book.table())
+
+    def _file(self, name: str) -> None:
+        from urllib.parse import unquote
+
+        name = unquote(name)
+        kind = IMAGE_TYPES.get(Path(name).suffix.lower())
+        if name not in self.book.files or kind is None:  # only what the table lists: no way out of the folder
+            self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
+            return
+        try:
+            self._send((self.book.folder / name).read_bytes(), kind)
+        except OSError:
+            self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
+
+    def do_POST(self):
+        path = self.path.split("?")[0]
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(min(length, 4096)) or b"{}")
+            if path == "/label":
+                self._json(self.book.label(int(body["index"]), body.get("class_id")))
+            elif path == "/undo":
+                self._json(self.book.undo())
+            else:
+                self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
+        except (ValueError, KeyError, TypeError) as exc:
+            self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
+        except FmnistEdgeError as exc:  # labels.csv could not be written: the page says so
+            self._json({"error": str(exc)}, HTTPStatus.INTERNAL_SERVER_ERROR)
+
+
+class LabelServer:
+    def __init__(self, folder: str | Path, address: str = "127.0.0.1:8081"):
+        self.book = LabelBook(folder)
+        host, port = parse_host_port(address, "--serve")
+        try:
+            self._httpd = QuietHTTPServer((host, port), _Handler)
+        except OSError as exc:
+            raise FmnistEdgeError(f"--serve {address}: cannot listen ({exc.strerror}); pick another port") from None
+        self._httpd.book = self.book
+        self.host, self.port = self._httpd.server_address[:2]
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
