@@ -26,8 +26,8 @@ APT_PACKAGES := dataset-fashion-mnist
 
 setup: system-deps venv
 
-# Debian packages: the dataset, and for the tests a browser that renders the camera's web page and an
-# MQTT broker the camera publishes to.
+# Debian packages: the dataset, and for the tests a browser (and its driver) that renders the camera's
+# and the labelling page, and an MQTT broker the camera publishes to.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -60,7 +60,7 @@ demo: setup
 	$(CLI) camera --model $(RUN)/export/model_int8.tflite --source $(RUN)/sample.mp4 --headless \
 	  --record $(RUN)/annotated.mp4
 
-test: APT_PACKAGES += chromium mosquitto
+test: APT_PACKAGES += chromium chromium-driver mosquitto
 test: setup
 	$(PY) -m pytest -q
 
