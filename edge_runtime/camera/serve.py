@@ -125,15 +125,9 @@ class FrameServer:
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """The routes: the page, the state, one frame, the stream."""
-
-    routes: ClassVar[dict[str, str]] = {"/": "_page", "/index.html": "_page", "/state.json": "_state",
-                                        "/frame.jpg": "_frame", "/stream.mjpg": "_stream", "/metrics": "_metrics"}
-
-    @property
-    def frames(self) -> FrameServer:
-        return self.server.frames
+class PageHandler(BaseHTTPRequestHandler):
+    """What the toolkit's small web servers share: requests logged at debug level, whole answers sent
+    with their length and never cached."""
 
     def log_message(self, fmt, *args):
         log.debug("%s " + fmt, self.address_string(), *args)
@@ -146,17 +140,34 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _json(self, obj, status: HTTPStatus = HTTPStatus.OK) -> None:
+        self._send(json.dumps(obj).encode(), "application/json", status)
+
+    def _not_found(self) -> None:
+        self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
+
+
+class _Handler(PageHandler):
+    """The routes: the page, the state, one frame, the stream."""
+
+    routes: ClassVar[dict[str, str]] = {"/": "_page", "/index.html": "_page", "/state.json": "_state",
+                                        "/frame.jpg": "_frame", "/stream.mjpg": "_stream", "/metrics": "_metrics"}
+
+    @property
+    def frames(self) -> FrameServer:
+        return self.server.frames
+
     def do_POST(self):
         if self.path.split("?")[0] != "/save" or self.frames.on_save is None:
-            self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
+            self._not_found()
             return
         self.frames.on_save()
-        self._send(b'{"saving": true}', "application/json", HTTPStatus.ACCEPTED)
+        self._json({"saving": True}, HTTPStatus.ACCEPTED)
 
     def do_GET(self):
         route = self.routes.get(self.path.split("?")[0])
         if route is None:
-            self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
+            self._not_found()
         else:
             getattr(self, route)()
 
@@ -164,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(PAGE.read_bytes(), "text/html; charset=utf-8")
 
     def _state(self) -> None:
-        self._send(json.dumps(self.frames.state()).encode(), "application/json")
+        self._json(self.frames.state())
 
     def _frame(self) -> None:
         jpeg = self.frames.snapshot()
@@ -175,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _metrics(self) -> None:
         if self.frames.metrics is None:
-            self._send(b"no metrics here\n", "text/plain", HTTPStatus.NOT_FOUND)
+            self._not_found()
         else:
             self._send(self.frames.metrics(), "text/plain; version=0.0.4; charset=utf-8")
 

@@ -16,11 +16,10 @@ import json
 import logging
 import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
-from edge_runtime.camera.serve import QuietHTTPServer
+from edge_runtime.camera.serve import PageHandler, QuietHTTPServer
 from edge_runtime.core.address import parse_host_port
 from edge_runtime.core.contract import CLASS_NAMES
 from edge_runtime.core.errors import FmnistEdgeError
@@ -72,26 +71,12 @@ class LabelBook:
             return {"index": index, "photo_class": photo_class}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(PageHandler):
     get_routes: ClassVar[dict[str, str]] = {"/": "_page", "/index.html": "_page", "/frames.json": "_table"}
 
     @property
     def book(self) -> LabelBook:
         return self.server.book
-
-    def log_message(self, fmt, *args):
-        log.debug("%s " + fmt, self.address_string(), *args)
-
-    def _send(self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, obj, status: HTTPStatus = HTTPStatus.OK) -> None:
-        self._send(json.dumps(obj).encode(), "application/json", status)
 
     def do_GET(self):
         path = self.path.split("?")[0]
@@ -100,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path in self.get_routes:
             getattr(self, self.get_routes[path])()
         else:
-            self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
+            self._not_found()
 
     def _page(self) -> None:
         self._send(PAGE.read_bytes(), "text/html; charset=utf-8")
@@ -114,12 +99,12 @@ class _Handler(BaseHTTPRequestHandler):
         name = unquote(name)
         kind = IMAGE_TYPES.get(Path(name).suffix.lower())
         if name not in self.book.files or kind is None:  # only what the table lists: no way out of the folder
-            self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
+            self._not_found()
             return
         try:
             self._send((self.book.folder / name).read_bytes(), kind)
         except OSError:
-            self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
+            self._not_found()
 
     def do_POST(self):
         path = self.path.split("?")[0]
@@ -131,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/undo":
                 self._json(self.book.undo())
             else:
-                self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
+                self._not_found()
         except (ValueError, KeyError, TypeError) as exc:
             self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
         except FmnistEdgeError as exc:  # labels.csv could not be written: the page says so
