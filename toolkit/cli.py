@@ -74,6 +74,13 @@ class _Finite(click.FloatRange):
         return number
 
 
+def _init_model(ctx, param, value: str | None) -> str | None:
+    """--init: a model file that exists, or "bundled" (train resolves it to the bundled model's Keras file)."""
+    if value is not None and value != "bundled" and not Path(value).is_file():
+        raise click.BadParameter(f"{value}: no such file; give a model.keras that train wrote, or bundled", ctx, param)
+    return value
+
+
 def _address(ctx, param, value: str | None) -> str | None:
     """HOST:PORT, checked when the command line is read (a usage error, exit 2), not when serving starts."""
     if value is None:
@@ -141,13 +148,13 @@ def data(data_dir: str | None, download: bool, as_json: bool) -> None:
     click.echo(json.dumps(found.to_dict(), indent=2) if as_json else found.format_text())
 
 
-def parse_arch_params(pairs: tuple[str, ...]) -> dict:
+def parse_arch_params(pairs: tuple[str, ...], param_hint: str = "--arch-param") -> dict:
     """NAME=VALUE pairs to a dict; values become bool, int or float where they read as one."""
     params = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or not name:
-            raise click.BadParameter(f"{pair!r}: give NAME=VALUE, e.g. dropout=0.3", param_hint="--arch-param")
+            raise click.BadParameter(f"{pair!r}: give NAME=VALUE, e.g. dropout=0.3", param_hint=param_hint)
         low = text.lower()
         if low in ("true", "false"):
             params[name] = low == "true"
@@ -159,7 +166,19 @@ def parse_arch_params(pairs: tuple[str, ...]) -> dict:
             except ValueError:
                 continue
         else:
-            raise click.BadParameter(f"{pair!r}: the value must be a number, true or false", param_hint="--arch-param")
+            raise click.BadParameter(f"{pair!r}: the value must be a number, true or false", param_hint=param_hint)
+    return params
+
+
+def parse_photo_augment(pairs: tuple[str, ...]) -> dict:
+    """--photo-augment NAME=VALUE pairs, checked against the augmentation's settings."""
+    from toolkit.photo_augment import PhotoAugmentConfig
+
+    params = parse_arch_params(pairs, "--photo-augment")
+    unknown = sorted(set(params) - set(PhotoAugmentConfig.__dataclass_fields__))
+    if unknown:
+        raise click.BadParameter(f"no setting {', '.join(unknown)}; the settings are "
+                                 f"{', '.join(PhotoAugmentConfig.__dataclass_fields__)}", param_hint="--photo-augment")
     return params
 
 
@@ -168,18 +187,20 @@ def parse_arch_params(pairs: tuple[str, ...]) -> dict:
 @click.option("--arch-param", "arch_params", multiple=True, metavar="NAME=VALUE",
               help="An architecture hyperparameter, e.g. dropout=0.3 or separable=true; repeatable.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Most epochs (early stopping may end sooner).  [default: the architecture's recipe: 40, edge 80]")
+              help="Most epochs (early stopping may end sooner).  [default: the architecture's recipe: 40, edge 80; "
+                   "with --init 5]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--lr", type=_Finite(min=0, min_open=True), default=2e-3, show_default=True,
-              help="Peak learning rate (cosine decay over --epochs).")
+@click.option("--lr", type=_Finite(min=0, min_open=True), default=None,
+              help="Peak learning rate (cosine decay over --epochs).  [default: 0.002; with --init 0.0005]")
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Camera-like augmentation: shifts, rotation, zoom, flips, gain, blur, noise.")
 @click.option("--erase", type=_Finite(0, 1), default=None,
               help="Share of images with a random rectangle erased to background (occlusion, cut-offs).  "
                    "[default: the architecture's recipe: 0, edge 0.5]")
-@click.option("--val-split", type=float, default=0.1, show_default=True,
+@click.option("--val-split", type=float, default=None,
               help="Share of the training set held out for validation.  0 trains on all of it for exactly "
-                   "--epochs (no early stopping): a final model once the recipe is chosen on a split.")
+                   "--epochs (no early stopping): a final model once the recipe is chosen on a split.  "
+                   "[default: 0.1; with --init 0]")
 @click.option("--patience", type=click.IntRange(min=1), default=None,
               help="Epochs without a better validation loss before stopping.  [default: 6, edge 20]")
 @click.option("--limit", type=click.IntRange(min=2), default=None, help="Train on the first N images only.")
@@ -188,10 +209,39 @@ def parse_arch_params(pairs: tuple[str, ...]) -> dict:
 @click.option("--out", type=click.Path(file_okay=False), default="runs/train", show_default=True)
 @click.option("--photos", type=click.Path(exists=True, file_okay=False), default=None,
               help="Real-photos folder (labels.csv): its tune half joins training, its held-out half is scored.")
-@click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Fine-tune this model.keras instead of training --arch from scratch.")
+@click.option("--photo-split", type=_TableChoice("edge_runtime.tools.photos", "SCORED_AFTER"), default="tune",
+              show_default=True,
+              help="With --photos: the photos that train (the other half, or quarter, is scored): tune or "
+                   "held-out, tune-a or tune-b (choose a recipe without touching held-out), all (a final model "
+                   "once the recipe is chosen, or a fine-tune on every frame you labelled).")
+@click.option("--photo-exclude", multiple=True, metavar="CLASS",
+              help="With --photos: leave this photo class (e.g. outwear) out of training; repeatable.")
+@click.option("--photo-variants", type=click.IntRange(min=0), default=None,
+              help="With --photos: frames per training photo, the photo and augmented copies made at full size "
+                   "(new background, framing, light, camera) before the camera's preprocessing; 0 or 1: the "
+                   "photo preprocessed once.  [default: 0; with --init 16]")
+@click.option("--photo-augment", "photo_augment_params", multiple=True, metavar="NAME=VALUE",
+              help="With --photo-variants: a setting of the full-size augmentation "
+                   "(toolkit.photo_augment.PhotoAugmentConfig), e.g. max_scale=1.0; repeatable.  "
+                   "[default: with --init max_scale=1.0 shift=0.08]")
+@click.option("--photo-batch", type=click.IntRange(min=1), default=16, show_default=True,
+              help="With --photos: photos added to every batch.")
+@click.option("--ood-weight", type=_Finite(min=0), default=None,
+              help="With --photos: weight of the pull towards a uniform answer on photos no class fits.  "
+                   "[default: 0.3; with --init 1.0]")
+@click.option("--set-focus", type=_Finite(0, 1), default=None,
+              help="With --photos: share of the loss on a photo that accepts several classes (shoes: Sandal, "
+                   "Sneaker or Ankle boot) that rewards its best accepted class alone, so it gets one confident "
+                   "label.  [default: 0; with --init 0.5]")
+@click.option("--temperature", type=_Finite(min=0, min_open=True), default=1.0, show_default=True,
+              help="Softmax temperature folded into the output layer after training (above 1: less sure), "
+                   "chosen on photos the model did not train on (python -m toolkit.calibrate).")
+@click.option("--init", default=None, callback=_init_model, metavar="MODEL.keras|bundled",
+              help="Fine-tune this model.keras (or the bundled model: bundled) instead of training --arch from "
+                   "scratch, with the short fine-tune recipe unless flags say otherwise.")
 @click.option("--teacher", "teachers", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="A trained model.keras to distil from; repeat it for an ensemble (their mean answer).")
+              help="A model to distil from: a model.keras, or an exported .tflite/.onnx file (e.g. the bundled "
+                   "model); repeat it for an ensemble (their mean answer).")
 @click.option("--distill-weight", type=_Finite(0, 1), default=0.7, show_default=True,
               help="With --teacher: the share of the loss that matches the teacher's softened answers.")
 @click.option("--distill-temperature", type=_Finite(min=0, min_open=True), default=4.0,
@@ -206,6 +256,7 @@ def train(as_json: bool, **options) -> None:
     if options["init"] and click.get_current_context().get_parameter_source("arch").name != "DEFAULT":
         raise click.UsageError("--init continues the model in that file; --arch would be ignored, so drop it")
     options["arch_params"] = parse_arch_params(options["arch_params"])
+    options["photo_augment_params"] = parse_photo_augment(options["photo_augment_params"]) or None
     try:
         models.build_model(options["arch"], **options["arch_params"])
     except (TypeError, ValueError) as exc:

@@ -29,7 +29,7 @@ from edge_runtime.tools.metrics import classification_report, confusion_matrix
 from edge_runtime.tools.plots import plot_confusion, pyplot, save_figure
 from toolkit import data
 from toolkit.augment import AugmentConfig, augment_batch
-from toolkit.models import DEFAULT_ARCH, RECIPES, build_model, count_macs
+from toolkit.models import DEFAULT_ARCH, FINE_TUNE, RECIPES, build_model, count_macs
 from toolkit.tf import keras, tf
 
 log = logging.getLogger(__name__)
@@ -57,35 +57,51 @@ class TrainConfig:
     data_dir: str | None = None
     out: str = "runs/train"
     init: str | None = None
-    """Start from this model.keras instead of fresh weights (fine-tuning)."""
+    """Start from this model.keras instead of fresh weights (fine-tuning; "bundled": the bundled
+    model's Keras file, BUNDLED_KERAS)."""
     photos: str | None = None
-    """The real-photos folder; its tune half joins training, its held-out half is scored."""
+    """The real-photos folder; its `photo_split` joins training, the photos it leaves are scored."""
     photo_batch: int = 16
     """Photos added to every batch of `batch_size` Fashion-MNIST images."""
+    photo_split: str = "tune"
+    """Which photos train (photo_folder.SCORED_AFTER says which are scored): "tune" or "held-out"
+    (the other half is scored), "tune-a" (choose a recipe without touching held-out) or "all" (the shipped
+    model once the recipe is chosen, or a fine-tune on every frame a user labelled)."""
+    photo_exclude: tuple[str, ...] = ()
+    """Photo classes left out of training (leave-class-out: a proxy for garment types no photo shows)."""
+    photo_variants: int = 0
+    """With more than 1: that many frames per photo, the photo and augmented copies made at full size
+    before the camera's preprocessing (toolkit.photo_augment), in place of the photo preprocessed once."""
+    photo_augment_params: dict = field(default_factory=dict)
+    """Settings of the full-size photo augmentation that differ from PhotoAugmentConfig's defaults."""
     photo_augment_config: AugmentConfig = field(default_factory=lambda: AugmentConfig(
         shift=0.06, affine_prob=0.5, rotation_deg=8.0, zoom=0.08))
     ood_weight: float = 0.3
     """Weight of the pull towards a uniform answer for photos no class fits."""
+    set_focus: float = 0.0
+    """Share of the loss on photos accepting several classes that rewards the best accepted class
+    alone (set_valued_loss), so such photos get one confident label rather than a split answer."""
+    temperature: float = 1.0
+    """Softmax temperature folded into the output layer after training (toolkit.calibrate): above 1
+    the model is less sure of everything, so --min-score means what it says; no runtime change."""
     teachers: tuple[str, ...] = ()
-    """model.keras files whose averaged answers the model also learns from (knowledge distillation)."""
+    """Model files (model.keras, or an exported .tflite/.onnx run by the edge runtime) whose averaged
+    answers the model also learns from (knowledge distillation)."""
     distill_weight: float = 0.7
     """Share of the loss that is the match to the teachers' softened answers (with `teachers`)."""
     distill_temperature: float = 4.0
     """Temperature that softens both the teachers' and the model's answers for that match."""
 
     @classmethod
-    def from_recipe(cls, arch: str = DEFAULT_ARCH, epochs: int | None = None, patience: int | None = None,
-                    erase: float | None = None, **settings) -> TrainConfig:
-        """A configuration for `arch` where its recipe (toolkit.models.RECIPES) fills every setting
-        left None: the one place `train` and `tune` resolve a recipe. `erase` is the random erasing
-        share of the default augmentation."""
-        recipe = RECIPES.get(arch, {})
-        resolved = {"epochs": epochs if epochs is not None else recipe.get("epochs"),
-                    "patience": patience if patience is not None else recipe.get("patience")}
-        erase = erase if erase is not None else recipe.get("erase", 0.0)
-        settings = {k: v for k, v in settings.items() if v is not None}
-        return cls(arch=arch, augment_config=AugmentConfig(erase_prob=erase),
-                   **{k: v for k, v in resolved.items() if v is not None}, **settings)
+    def from_recipe(cls, arch: str = DEFAULT_ARCH, erase: float | None = None, **settings) -> TrainConfig:
+        """A configuration for `arch` (or, with `init`, a fine-tune: RECIPES[FINE_TUNE]) where its
+        recipe (toolkit.models.RECIPES) fills every setting left None: the one place `train` and
+        `tune` resolve a recipe. `erase` is the random erasing share of the default augmentation."""
+        recipe = dict(RECIPES.get(FINE_TUNE if settings.get("init") else arch, {}))
+        erase = erase if erase is not None else recipe.pop("erase", 0.0)
+        recipe.pop("erase", None)
+        chosen = {k: v for k, v in settings.items() if v is not None}
+        return cls(arch=arch, augment_config=AugmentConfig(erase_prob=erase), **{**recipe, **chosen})
 
 
 @dataclass
@@ -116,9 +132,9 @@ class TrainReport:
                  f"{self.epochs_run} epochs (best {self.best_epoch}) in {self.train_seconds:.0f} s, "
                  f"{self.params:,} parameters, {self.macs:,} MACs/image"]
         if self.photos:
-            held = self.photos["held_out"]
-            lines.append(f"held-out real photos: {held['accuracy']:.4f} of {held['photos']} right "
-                         f"(trained on {self.photos['tune_photos']} tune photos)")
+            held, trained = self.photos["held_out"], f"trained on {self.photos['tune_photos']} photos"
+            lines.append(f"{self.photos['scored_split']} real photos: {held['accuracy']:.4f} of {held['photos']} "
+                         f"right ({trained})" if held else f"real photos: {trained}, none left to score")
         lines.append(f"wrote {self.out}/model.keras and its report")
         return "\n".join(lines)
 
@@ -171,15 +187,23 @@ def with_teacher(rows: np.ndarray, teacher_probs: np.ndarray) -> np.ndarray:
     return np.concatenate([rows, teacher_probs], axis=1)
 
 
-def set_valued_loss(ood_weight: float, distill_weight: float = 0.0, temperature: float = 1.0):
+def set_valued_loss(ood_weight: float, distill_weight: float = 0.0, temperature: float = 1.0,
+                    set_focus: float = 0.0):
     """The loss on Targets rows; with `distill_weight`, the rows also carry the teacher's
     probabilities (Targets.TEACHER) and that share of the loss is the temperature-scaled
-    KL divergence from the softened teacher to the softened model (Hinton et al. 2015)."""
+    KL divergence from the softened teacher to the softened model (Hinton et al. 2015), except on
+    rows no class fits (a hat), whose teacher answer would pull against the uniform one.
+    With `set_focus`, that share of the loss on a row accepting several classes is -log of the
+    best accepted class alone: the camera shows one class and --min-score judges its probability,
+    so a shoe split 0.45/0.40 between Sneaker and Ankle boot is right but left "unsure"."""
     def loss(y_true, y_pred):
         p = tf.clip_by_value(y_pred, 1e-7, 1.0)
         accepted, ood = y_true[:, Targets.ACCEPTED], y_true[:, Targets.OOD]
         # The epsilon keeps log() finite on rows tf.where does not pick: their gradient still flows.
         in_distribution = -tf.math.log(tf.reduce_sum(p * accepted, axis=1) + 1e-7)
+        if set_focus:
+            best = -tf.math.log(tf.reduce_max(p * accepted, axis=1) + 1e-7)
+            in_distribution = (1.0 - set_focus) * in_distribution + set_focus * best
         uniform = -tf.reduce_mean(tf.math.log(p), axis=1) * ood_weight
         hard = tf.where(ood > 0, uniform, in_distribution)
         if not distill_weight:
@@ -188,7 +212,8 @@ def set_valued_loss(ood_weight: float, distill_weight: float = 0.0, temperature:
         teacher = tf.nn.softmax(tf.math.log(tf.clip_by_value(y_true[:, Targets.TEACHER], 1e-7, 1.0)) / temperature)
         student = tf.nn.log_softmax(tf.math.log(p) / temperature)
         kl = tf.reduce_sum(teacher * (tf.math.log(teacher + 1e-12) - student), axis=1)
-        return (1.0 - distill_weight) * hard + distill_weight * temperature ** 2 * kl
+        taught = (1.0 - distill_weight) * hard + distill_weight * temperature ** 2 * kl
+        return tf.where(ood > 0, hard, taught)  # where no class fits, a teacher's answer teaches nothing
 
     return loss
 
@@ -267,7 +292,8 @@ def fit(model: keras.Model, train_xy, val_xy, cfg: TrainConfig, callbacks=(),
 
     steps = math.ceil(len(train_xy[0]) / cfg.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=steps * cfg.epochs, alpha=0.01)
-    loss = set_valued_loss(cfg.ood_weight, cfg.distill_weight if teacher else 0.0, cfg.distill_temperature)
+    loss = set_valued_loss(cfg.ood_weight, cfg.distill_weight if teacher else 0.0, cfg.distill_temperature,
+                           cfg.set_focus)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=[set_accuracy])
     if photos is not None:
         photos = (photos[0], taught(photos[1], photos[0]))
@@ -331,51 +357,98 @@ def evaluate_keras(model: keras.Model, images: np.ndarray, labels: np.ndarray) -
 
 @dataclass
 class PhotoSets:
-    """A real-photos folder through the camera's preprocessing: the tune half trains, the held-out half is scored."""
+    """A real-photos folder through the camera's preprocessing: one split trains (its photos, or
+    with variants augmented full-size frames of them), the photos it leaves are scored."""
 
     tune_images: np.ndarray
     tune_targets: np.ndarray
+    tune_photos: int
     held_out: list[photo_folder.Photo]
     held_out_images: np.ndarray
 
     @classmethod
-    def load(cls, root: str) -> PhotoSets:
-        tune, held_out = photo_folder.load_photos(root, "tune"), photo_folder.load_photos(root, "held-out")
-        log.info("preprocessing %d tune and %d held-out photos from %s", len(tune), len(held_out), root)
-        return cls(photo_folder.prepare(tune), photo_targets(photo_folder.accepted_mask(tune)),
-                   held_out, photo_folder.prepare(held_out))
+    def load(cls, root: str, cfg: TrainConfig) -> PhotoSets:
+        if cfg.photo_split not in photo_folder.SCORED_AFTER:
+            raise FmnistEdgeError(f"photos can train on {', '.join(photo_folder.SCORED_AFTER)}, "
+                                  f"not {cfg.photo_split}")
+        tune = photo_folder.load_photos(root, cfg.photo_split, tuple(cfg.photo_exclude))
+        scored_split = photo_folder.SCORED_AFTER[cfg.photo_split]
+        held_out = photo_folder.load_photos(root, scored_split) if scored_split else []
+        log.info("preprocessing %d %s and %d %s photos from %s", len(tune), cfg.photo_split, len(held_out),
+                 scored_split or "scored", root)
+        target = photo_targets(photo_folder.accepted_mask(tune))
+        if cfg.photo_variants > 1:
+            from toolkit.photo_augment import PhotoAugmentConfig, cached_photo_bank
 
-    def score(self, model: keras.Model) -> photo_folder.PhotoScore:
+            images, partial = cached_photo_bank([p.path for p in tune], cfg.photo_variants, cfg.seed,
+                                                PhotoAugmentConfig(**cfg.photo_augment_params))
+            target = np.repeat(target, cfg.photo_variants, axis=0)
+            target[partial] = photo_targets(np.zeros((1, NUM_CLASSES), np.float32))  # part of an item: no class
+        else:
+            images = photo_folder.prepare(tune)
+        return cls(images, target, len(tune), held_out,
+                   photo_folder.prepare(held_out) if held_out else np.zeros((0, 28, 28, 1), np.uint8))
+
+    def score(self, model: keras.Model) -> photo_folder.PhotoScore | None:
+        if not self.held_out:
+            return None
         probs = model.predict(self.held_out_images.astype(np.float32), batch_size=512, verbose=0)
         return photo_folder.score(self.held_out, probs)
 
 
 def load_teacher(paths: Sequence[str]) -> Callable[[np.ndarray], np.ndarray]:
-    """images -> the mean of these Keras models' probabilities (an ensemble teacher)."""
-    teachers = []
-    for path in paths:
-        try:
-            model = keras.models.load_model(path, compile=False)
-        except Exception as exc:
-            raise FmnistEdgeError(f"--teacher {path}: not a loadable Keras model ({first_line(exc)}); "
-                                  "give a model.keras that train wrote") from None
-        if tuple(model.input_shape[1:]) != (28, 28, 1) or tuple(model.output_shape[1:]) != (10,):
-            raise FmnistEdgeError(f"--teacher {path}: takes {model.input_shape} and answers {model.output_shape}; "
-                                  "a teacher must map 28x28x1 images to 10 class probabilities")
-        teachers.append(model)
+    """images -> the mean of these models' probabilities (an ensemble teacher). A .tflite or .onnx
+    file (an exported model, e.g. the bundled one) answers through the edge runtime."""
+    teachers = [_exported_teacher(path) if Path(path).suffix in (".tflite", ".onnx") else _keras_teacher(path)
+                for path in paths]
 
     def predict(images: np.ndarray) -> np.ndarray:
-        x = images.astype(np.float32)
-        return np.mean([m.predict(x, batch_size=512, verbose=0) for m in teachers], axis=0).astype(np.float32)
+        return np.mean([answer(images) for answer in teachers], axis=0).astype(np.float32)
 
     return predict
+
+
+def _keras_teacher(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:
+        raise FmnistEdgeError(f"--teacher {path}: not a loadable Keras model ({first_line(exc)}); "
+                              "give a model.keras that train wrote, or an exported .tflite/.onnx file") from None
+    if tuple(model.input_shape[1:]) != (28, 28, 1) or tuple(model.output_shape[1:]) != (10,):
+        raise FmnistEdgeError(f"--teacher {path}: takes {model.input_shape} and answers {model.output_shape}; "
+                              "a teacher must map 28x28x1 images to 10 class probabilities")
+    return lambda images: model.predict(images.astype(np.float32), batch_size=512, verbose=0)
+
+
+def _exported_teacher(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    """An exported file's answers, through the edge runtime (raw 0..255 pixels, like the Keras models)."""
+    from edge_runtime import load_model
+
+    try:
+        model = load_model(path)
+    except FmnistEdgeError as exc:
+        raise FmnistEdgeError(f"--teacher {path}: {first_line(exc)}") from None
+
+    def answer(images: np.ndarray) -> np.ndarray:
+        pixels = np.clip(np.rint(images), 0, 255).astype(np.uint8)
+        return np.concatenate([model.predict(pixels[i:i + 1024]) for i in range(0, len(pixels), 1024)])
+
+    return answer
+
+
+BUNDLED_KERAS = Path(__file__).resolve().parent / "bundled" / "model.keras"
+"""The Keras file the bundled int8 models were exported from: where `train --init bundled` starts."""
 
 
 def initial_model(cfg: TrainConfig) -> keras.Model:
     if cfg.init is None:
         return build_model(cfg.arch, **cfg.arch_params)
+    path = BUNDLED_KERAS if cfg.init == "bundled" else Path(cfg.init)
+    if not path.is_file():
+        raise FmnistEdgeError(f"--init {cfg.init}: no such file {path}; reinstall fmnist-edge[train] for the bundled "
+                              "model's Keras file, or give a model.keras that train wrote")
     try:
-        return keras.models.load_model(cfg.init, compile=False)
+        return keras.models.load_model(path, compile=False)
     except Exception as exc:
         raise FmnistEdgeError(f"--init {cfg.init}: not a loadable Keras model ({first_line(exc)})") from None
 
@@ -400,7 +473,7 @@ def train(cfg: TrainConfig) -> TrainReport:
     images, labels = data.load_split("train", cfg.data_dir, limit=cfg.limit)
     test_images, test_labels = data.load_split("test", cfg.data_dir)
     train_xy, val_xy = split_validation(images, labels, cfg.val_split, cfg.seed)
-    photos = PhotoSets.load(cfg.photos) if cfg.photos else None
+    photos = PhotoSets.load(cfg.photos, cfg) if cfg.photos else None
     model = initial_model(cfg)
     log.info("training %s on %d images%s, validating on %d", model.name, len(train_xy[0]),
              f" and {len(photos.tune_images)} photos" if photos else "", len(val_xy[0]))
@@ -408,13 +481,20 @@ def train(cfg: TrainConfig) -> TrainReport:
     history = fit(model, train_xy, val_xy, cfg, teacher=teacher,
                   photos=(photos.tune_images, photos.tune_targets) if photos else None)
     seconds = time.perf_counter() - start
+    if cfg.temperature != 1.0:
+        from toolkit.calibrate import fold_temperature
+
+        fold_temperature(model, cfg.temperature)
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     best, val_accuracy = best_epoch(hist)
     accuracy, loss, pred = evaluate_keras(model, test_images, test_labels)
     photo_report = None
     if photos is not None:
-        photo_report = {"folder": cfg.photos, "tune_photos": len(photos.tune_images),
-                        "held_out": asdict(photos.score(model))}
+        scored = photos.score(model)
+        photo_report = {"folder": cfg.photos, "tune_photos": photos.tune_photos,
+                        "photo_frames": len(photos.tune_images),
+                        "scored_split": photo_folder.SCORED_AFTER[cfg.photo_split],
+                        "held_out": asdict(scored) if scored else None}
     report = TrainReport(
         arch=model.name, test_accuracy=accuracy, test_loss=loss, epochs_run=len(hist["loss"]),
         train_seconds=round(seconds, 1), params=int(model.count_params()), macs=count_macs(model),

@@ -95,8 +95,10 @@ def _crop_roi(frame: np.ndarray, roi: tuple[int, int, int, int] | None) -> tuple
     return frame[y0:y1, x0:x1], x0, y0
 
 
-def _small(frame: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    """A copy whose longest side is at most `side` (never enlarged), and its scale."""
+def working_copy(frame: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """A copy whose longest side is at most `side` (never enlarged), and its scale: what the item
+    search looks at (PreprocessOptions.work_side). Public for the training photo augmentation,
+    which cuts items out with the same mask."""
     h, w = frame.shape[:2]
     scale = min(1.0, side / max(h, w))
     if scale == 1.0:
@@ -224,7 +226,7 @@ def preprocess_frame(frame: np.ndarray, roi: tuple[int, int, int, int] | None = 
                      opts: PreprocessOptions = DEFAULT_OPTIONS) -> PreparedFrame:
     """A camera frame (BGR, BGRA or grey, any size; what cv2 gives) -> a Fashion-MNIST-like 28x28 image."""
     bgr, x_off, y_off = _crop_roi(_to_bgr(frame), roi)
-    small, scale = _small(bgr, opts.work_side)
+    small, scale = working_copy(bgr, opts.work_side)
     grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
     light_on_dark = np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])) < opts.dark_background
     mask = find_light_item(grey, opts) if light_on_dark else find_item(small, opts)

@@ -26,7 +26,12 @@ from edge_runtime.core.contract import NUM_CLASSES
 from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.files import write_text_atomic
 
-SPLITS = ("tune", "held-out", "all")
+SPLITS = ("tune", "held-out", "all", "tune-a", "tune-b")
+"""tune-a and tune-b halve the tune half by a second byte of the same hash, so a recipe can be
+chosen on photos that are neither trained on nor held out (train on tune-a, compare on tune-b)."""
+SCORED_AFTER: dict[str, str | None] = {"tune": "held-out", "held-out": "tune", "tune-a": "tune-b", "tune-b": "tune-a",
+                                       "all": None}
+"""The splits a run can train on (`train --photo-split`) and the photos scored after it: never one it trained on."""
 LABELS = "labels.csv"
 COLUMNS = ("path", "photo_class", "fashion_mnist_classes")
 UNLABELLED = "unlabelled"
@@ -44,8 +49,21 @@ class Photo:
 
     @property
     def split(self) -> str:
-        digest = hashlib.sha256(f"{self.photo_class}/{self.path.name}".encode()).digest()
-        return "tune" if digest[0] % 2 == 0 else "held-out"
+        return "tune" if self._digest[0] % 2 == 0 else "held-out"
+
+    @property
+    def tune_half(self) -> str | None:
+        """"tune-a" or "tune-b" for a tune photo, None for a held-out one."""
+        if self.split != "tune":
+            return None
+        return "tune-a" if self._digest[1] % 2 == 0 else "tune-b"
+
+    def in_split(self, split: str) -> bool:
+        return split == "all" or (self.tune_half if split in ("tune-a", "tune-b") else self.split) == split
+
+    @property
+    def _digest(self) -> bytes:
+        return hashlib.sha256(f"{self.photo_class}/{self.path.name}".encode()).digest()
 
 
 def read_rows(root: str | Path) -> list[dict[str, str]]:
@@ -74,13 +92,18 @@ def write_rows(root: str | Path, rows: list[dict[str, str]]) -> None:
     write_text_atomic(Path(root) / LABELS, buf.getvalue())
 
 
-def load_photos(root: str | Path, split: str = "all") -> list[Photo]:
-    """The labelled photos of ROOT/labels.csv, in file order, restricted to `split`."""
+def load_photos(root: str | Path, split: str = "all", exclude: tuple[str, ...] = ()) -> list[Photo]:
+    """The labelled photos of ROOT/labels.csv, in file order, restricted to `split`, without the photo
+    classes in `exclude` (leave-class-out: how the model does on a kind of garment no photo showed it)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
     root = Path(root)
     photos = [_photo(root, r) for r in read_rows(root) if r["photo_class"] != UNLABELLED]
-    return [p for p in photos if split == "all" or p.split == split]
+    unknown = set(exclude) - {p.photo_class for p in photos}
+    if unknown:
+        raise FmnistEdgeError(f"{root / LABELS}: no photo class {', '.join(sorted(unknown))}; the classes are "
+                              f"{', '.join(sorted({p.photo_class for p in photos}))}")
+    return [p for p in photos if p.in_split(split) and p.photo_class not in exclude]
 
 
 def _photo(root: Path, row: dict[str, str]) -> Photo:

@@ -1,0 +1,108 @@
+"""Temperature scaling folded into the output layer, and choosing the temperature on photos.
+
+A model's softmax(z) becomes softmax(z / T) by dividing the last Dense layer's kernel and bias by T:
+the file keeps its layers and the contract (raw pixels in, ten probabilities out) and the runtime
+changes nothing. T > 1 lowers every top probability, so a frame's "unsure" at --min-score follows
+how often a label at that score is right.
+
+    python -m toolkit.calibrate MODEL.keras --photos ../shared/real-photos --split tune-b
+
+prints, for a range of temperatures, the expected calibration error on the photos of SPLIT (an
+out-of-distribution photo counts as a wrong label), the negative log-likelihood, and the camera's
+numbers at --min-score, so T is chosen on photos the model did not train on and then passed to
+`fmnist-edge train --temperature T` for the final model, or folded into a trained one:
+
+    python -m toolkit.calibrate MODEL.keras --fold T --out TEMPERED.keras
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from toolkit.tf import keras
+
+
+def output_dense(model: keras.Model):
+    """The model's last Dense layer (the one whose softmax is the output)."""
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    if not dense or dense[-1].get_config().get("activation") != "softmax":
+        raise ValueError(f"{model.name}: the output is not a softmax Dense layer; cannot fold a temperature")
+    return dense[-1]
+
+
+def fold_temperature(model: keras.Model, temperature: float) -> None:
+    """softmax(z) -> softmax(z / temperature), in place, by scaling the output layer's weights."""
+    layer = output_dense(model)
+    layer.set_weights([w / temperature for w in layer.get_weights()])
+
+
+def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """What fold_temperature does to a model's probabilities, from the probabilities."""
+    logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def open_set_ece(probs: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
+    conf = probs.max(axis=1)
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    return float(sum((idx == b).mean() * abs(right[idx == b].mean() - conf[idx == b].mean())
+                     for b in range(bins) if (idx == b).any()))
+
+
+def temperature_table(model: keras.Model, chosen: list, min_score: float) -> str:
+    """A markdown table over temperatures of the model's calibration and camera numbers on these photos."""
+    from edge_runtime.tools import photos as photomod
+
+    probs = model.predict(photomod.prepare(chosen).astype(np.float32), batch_size=512, verbose=0)
+    mask = photomod.accepted_mask(chosen)
+    known = mask.sum(axis=1) > 0
+    lines = ["| T | ECE open-set | NLL in-dist | in-dist right | OOD unsure | in-dist labelled (right) |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for t in (0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.7, 2.0):
+        p = temper(probs, t)
+        top, conf = p.argmax(axis=1), p.max(axis=1)
+        right = mask[np.arange(len(p)), top] > 0
+        nll = -np.log((p * mask).sum(axis=1)[known] + 1e-12).mean()
+        keep = conf >= min_score
+        lines.append(f"| {t} | {open_set_ece(p, right):.4f} | {nll:.4f} | {right[known].mean():.4f} | "
+                     f"{(~keep[~known]).mean():.4f} | {keep[known].mean():.4f} ({right[known & keep].mean():.4f}) |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pathlib import Path
+
+    from edge_runtime.tools import photos as photomod
+
+    parser = argparse.ArgumentParser(description="Choose a softmax temperature on real photos.")
+    parser.add_argument("model")
+    parser.add_argument("--photos", default=None, help="the real-photos folder (for the table)")
+    parser.add_argument("--fold", type=float, default=None, metavar="T",
+                        help="write MODEL with this temperature folded into its output layer to --out")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--split", default="tune-b", choices=photomod.SPLITS)
+    parser.add_argument("--min-score", type=float, default=0.6)
+    args = parser.parse_args(argv)
+    if args.fold is not None and not args.out:
+        parser.error("--fold needs --out")
+    if args.fold is None and not args.photos:
+        parser.error("give --photos for the table, or --fold T --out FILE")
+    model = keras.models.load_model(args.model, compile=False)
+    if args.fold is None:
+        print(temperature_table(model, photomod.load_photos(args.photos, args.split), args.min_score))
+        return 0
+    from toolkit.train import save_keras_model
+
+    fold_temperature(model, args.fold)
+    save_keras_model(model, Path(args.out))
+    print(f"wrote {args.out}: {args.model} with temperature {args.fold} folded into its output layer")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

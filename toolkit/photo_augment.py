@@ -1,0 +1,310 @@
+"""Augment real photos at full size, BEFORE the camera's frame preprocessing.
+
+Training used to see each tune photo preprocessed once to 28x28 and then only lightly jittered, so
+the model never saw what the preprocessing does to the same item in another room, light or camera:
+a mask that leaks into a patterned background, a crop that cuts a sleeve, a grey level that flips
+with the background's colour. Here every variant of a photo is a new frame made from the original:
+
+1. the item is cut out with the preprocessing's own mask (edge_runtime.preprocess.find_item) and,
+   in a share of the variants, pasted on another background: a flat or graded colour with paper or
+   fabric texture, or another photo's background with its item painted out;
+2. geometry: scale (down: the item small in the frame; up: part of it cut off by the frame edge),
+   shift, a small rotation and a perspective tilt, as a hand-held camera frames an item;
+3. light and colour: exposure, contrast, gamma, white balance, saturation, the item's hue, a light
+   gradient across the frame and a soft shadow;
+4. the camera: blur, sensor noise, JPEG compression.
+
+Then the frame goes through edge_runtime.preprocess.preprocess_frame exactly as `predict` and
+`camera` do, so training sees the preprocessing's successes and failures alike. The variants are
+made once per run into an in-memory bank (NumPy and OpenCV, one photo after another, seeded), which
+toolkit.train mixes into the batches in place of the once-preprocessed photos.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge_runtime.camera.preprocess import DEFAULT_OPTIONS, working_copy, find_item, preprocess_frame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PhotoAugmentConfig:
+    background_prob: float = 0.5
+    """Share of variants whose item is pasted on a new background."""
+    other_photo_background: float = 0.5
+    """Of those, the share that gets another photo's background (the rest: a synthetic one)."""
+    min_scale: float = 0.6
+    """Smallest scale of the item in the frame (the item further away)."""
+    max_scale: float = 1.25
+    """Largest scale (above 1 part of the item may leave the frame: a partial view)."""
+    shift: float = 0.12
+    """Largest shift of the item, as a fraction of the frame side."""
+    rotation_deg: float = 10.0
+    perspective: float = 0.06
+    """Largest displacement of each frame corner, as a fraction of the side (a tilted camera)."""
+    exposure: float = 0.35
+    """Largest relative change of brightness either way."""
+    contrast: float = 0.3
+    gamma: tuple[float, float] = (0.7, 1.45)
+    white_balance: float = 0.15
+    """Largest relative change of each colour channel's gain."""
+    saturation: tuple[float, float] = (0.4, 1.4)
+    hue_prob: float = 0.4
+    """Share of variants whose item alone changes hue (the same garment in another colour)."""
+    gradient: float = 0.35
+    """Largest light fall-off across the frame (0.35: one side up to 35% darker)."""
+    shadow_prob: float = 0.25
+    blur_prob: float = 0.3
+    blur_sigma: float = 1.0
+    """Largest Gaussian blur, in pixels of the 128-px working copy."""
+    noise_std: float = 5.0
+    jpeg_prob: float = 0.5
+    jpeg_quality: tuple[int, int] = (25, 90)
+    partial_prob: float = 0.0
+    """Share of variants that show only the top or the bottom part (35-60% of its height) of the
+    item, the rest painted out, labelled as no class: half a garment is not a garment (the top of
+    trousers looks like shorts, the bottom of a dress like a skirt), so the camera should be unsure."""
+
+
+DEFAULT_PHOTO_AUGMENT = PhotoAugmentConfig()
+
+
+@dataclass
+class Source:
+    """One photo ready to augment: the image, the item's mask at full size, a background plate."""
+    image: np.ndarray
+    mask: np.ndarray | None
+    """float32 [H,W] 0..1 (feathered), None where the preprocessing found no item."""
+    plate: np.ndarray
+    """The photo with its item painted out: a background for other photos' items."""
+
+
+def item_mask(image: np.ndarray) -> np.ndarray | None:
+    """The preprocessing's item mask for a BGR photo, at the photo's size and feathered; None if none."""
+    small, _ = working_copy(image, DEFAULT_OPTIONS.work_side)
+    mask = find_item(small, DEFAULT_OPTIONS)
+    if mask is None or mask.mean() > 0.92:
+        return None
+    h, w = image.shape[:2]
+    full = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.GaussianBlur(full, (5, 5), 0)
+
+
+def background_plate(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """The photo with the item painted out (inpainted on a small copy, so it stays fast)."""
+    h, w = image.shape[:2]
+    if mask is None:
+        return image.copy()
+    side = 64
+    s = side / max(h, w)
+    small = cv2.resize(image, (max(2, round(w * s)), max(2, round(h * s))), interpolation=cv2.INTER_AREA)
+    hole = cv2.resize((mask > 0.2).astype(np.uint8), small.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    hole = cv2.dilate(hole, np.ones((5, 5), np.uint8))
+    filled = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
+    return cv2.resize(filled, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def make_sources(images: list[np.ndarray]) -> list[Source]:
+    """Each photo at the preprocessing's working size (DEFAULT_OPTIONS.work_side: what it looks at
+    anyway), with its item's mask and background plate."""
+    sources = []
+    for photo in images:
+        image, _ = working_copy(photo, DEFAULT_OPTIONS.work_side)
+        mask = item_mask(image)
+        sources.append(Source(image, mask, background_plate(image, mask)))
+    return sources
+
+
+def synthetic_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A floor, table, bed sheet or wall: a colour, a light gradient, low-frequency blotches, texture."""
+    if rng.random() < 0.5:  # pale (paper, sheets, tiles) or anything at all
+        base = rng.uniform(150, 255, 3)
+    else:
+        base = rng.uniform(0, 255, 3)
+    if rng.random() < 0.5:  # mostly grey-ish, as walls and floors are
+        base = base.mean() + (base - base.mean()) * rng.uniform(0.0, 0.5)
+    bg = np.broadcast_to(base, (h, w, 3)).astype(np.float32).copy()
+    coarse = rng.normal(0, rng.uniform(2, 18), (rng.integers(2, 6), rng.integers(2, 6), 1))
+    bg += cv2.resize(coarse.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)[..., None]
+    kind = rng.random()
+    if kind < 0.25:  # wood grain or stripes
+        period = rng.uniform(4, 30)
+        angle = rng.uniform(0, np.pi)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        phase = (xx * np.cos(angle) + yy * np.sin(angle)) / period * 2 * np.pi
+        wobble = rng.uniform(0, 3) * np.sin(yy / rng.uniform(10, 60))
+        bg += (rng.uniform(4, 25) * np.sin(phase + wobble))[..., None] * rng.uniform(0.6, 1.0, 3)
+    elif kind < 0.4:  # a checked or tiled pattern
+        cell = int(rng.integers(6, 40))
+        yy, xx = np.mgrid[0:h, 0:w]
+        check = ((yy // cell + xx // cell) % 2).astype(np.float32) * 2 - 1
+        bg += (rng.uniform(5, 30) * check)[..., None] * rng.uniform(0.5, 1.0, 3)
+    elif kind < 0.6:  # fabric or carpet grain
+        grain = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), rng.uniform(0.6, 2.0))
+        bg += (grain * rng.uniform(5, 25))[..., None]
+    return np.clip(bg, 0, 255)
+
+
+def _warp(rng: np.random.Generator, cfg: PhotoAugmentConfig, h: int, w: int, strength: float = 1.0) -> np.ndarray:
+    """A 3x3 homography: scale, rotation, shift and a perspective tilt about the frame's centre."""
+    scale = np.exp(rng.uniform(np.log(cfg.min_scale), np.log(cfg.max_scale)) * strength)
+    angle = np.deg2rad(rng.uniform(-1, 1) * cfg.rotation_deg * strength)
+    cx, cy = w / 2, h / 2
+    dx, dy = rng.uniform(-1, 1, 2) * cfg.shift * strength * np.array([w, h])
+    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
+    affine = np.array([[cos, -sin, cx - cos * cx + sin * cy + dx],
+                       [sin, cos, cy - sin * cx - cos * cy + dy], [0, 0, 1]])
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = src + rng.uniform(-1, 1, (4, 2)).astype(np.float32) * cfg.perspective * strength * np.float32([w, h])
+    return cv2.getPerspectiveTransform(src, dst) @ affine
+
+
+def _hue_shift(image: np.ndarray, weight: np.ndarray, shift: float, saturation: float) -> np.ndarray:
+    hsv = cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_BGR2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + shift) % 180
+    hsv[..., 1] = np.clip(hsv[..., 1] * saturation, 0, 255)
+    changed = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR).astype(np.float32)
+    return image + (changed - image) * weight[..., None]
+
+
+def augment_photo(source: Source, rng: np.random.Generator, cfg: PhotoAugmentConfig = DEFAULT_PHOTO_AUGMENT,
+                  plates: list[np.ndarray] | None = None) -> np.ndarray:
+    """One new uint8 BGR frame of the same item."""
+    image = source.image.astype(np.float32)
+    h, w = image.shape[:2]
+    mask = source.mask
+    if mask is not None and rng.random() < cfg.hue_prob:  # the same garment in another colour
+        image = _hue_shift(image, mask, rng.uniform(0, 180), rng.uniform(0.5, 1.5))
+    if mask is not None:  # the item moved on its own background (painted out), another photo's or a made one
+        if rng.random() >= cfg.background_prob:
+            bg = source.plate.astype(np.float32)
+        elif plates and rng.random() < cfg.other_photo_background:
+            plate = plates[rng.integers(len(plates))]
+            if rng.random() < 0.5:
+                plate = plate[:, ::-1]
+            bg = cv2.resize(plate, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        else:
+            bg = synthetic_background(rng, h, w)
+        homography = _warp(rng, cfg, h, w)
+        item = cv2.warpPerspective(image, homography, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+        alpha = cv2.warpPerspective(mask, homography, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
+        frame = item * alpha + bg * (1 - alpha)
+    else:  # no item found: the whole frame moved a little, its border reflected
+        frame = cv2.warpPerspective(image, _warp(rng, cfg, h, w, 0.3), (w, h), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REFLECT_101)
+    # light and colour
+    frame = frame.astype(np.float32) * np.float32(1 + rng.uniform(-1, 1) * cfg.exposure)
+    mean = frame.mean()
+    frame = (frame - mean) * np.float32(1 + rng.uniform(-1, 1) * cfg.contrast) + mean
+    frame = frame * (1 + rng.uniform(-1, 1, 3) * cfg.white_balance).astype(np.float32)
+    grey = frame.mean(axis=2, keepdims=True)
+    frame = grey + (frame - grey) * np.float32(rng.uniform(*cfg.saturation))
+    if cfg.gradient:
+        angle = rng.uniform(0, 2 * np.pi)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        ramp = ((xx / w - 0.5) * np.cos(angle) + (yy / h - 0.5) * np.sin(angle)) + 0.5
+        frame = frame * (1 - np.float32(rng.uniform(0, cfg.gradient)) * ramp)[..., None]
+    if rng.random() < cfg.shadow_prob:
+        pts = (rng.uniform(0, 1, (int(rng.integers(3, 6)), 2)) * [w, h]).astype(np.int32)
+        shade = np.zeros((h, w), np.float32)
+        cv2.fillPoly(shade, [cv2.convexHull(pts)], 1.0)
+        shade = cv2.GaussianBlur(shade, (0, 0), max(h, w) / 25)
+        frame = frame * (1 - np.float32(rng.uniform(0.2, 0.5)) * shade)[..., None]
+    gamma = (255.0 * (np.arange(256) / 255.0) ** rng.uniform(*cfg.gamma)).astype(np.uint8)
+    frame = cv2.LUT(np.clip(frame, 0, 255).astype(np.uint8), gamma).astype(np.float32)
+    # the camera
+    if rng.random() < cfg.blur_prob:
+        frame = cv2.GaussianBlur(frame, (0, 0), rng.uniform(0.3, cfg.blur_sigma))
+    frame += rng.standard_normal(frame.shape, dtype=np.float32) * rng.uniform(0, cfg.noise_std)
+    out = np.clip(frame, 0, 255).astype(np.uint8)
+    if rng.random() < cfg.jpeg_prob:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*cfg.jpeg_quality))])
+        out = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else out
+    return out
+
+
+def partial_source(source: Source, rng: np.random.Generator) -> Source:
+    """The same photo with only the top or the bottom 35-60% of the item left, the rest painted out."""
+    ys = np.nonzero(source.mask.max(axis=1) > 0.5)[0]
+    y0, y1 = ys.min(), ys.max() + 1
+    cut = round((y1 - y0) * rng.uniform(0.35, 0.6))
+    band = np.zeros_like(source.mask)
+    if rng.random() < 0.5:
+        band[y0 : y0 + cut] = 1.0
+    else:
+        band[y1 - cut : y1] = 1.0
+    mask = source.mask * cv2.GaussianBlur(band, (5, 5), 0)
+    image = source.image * mask[..., None] + source.plate * (1 - mask[..., None])
+    return Source(np.clip(image, 0, 255).astype(np.uint8), mask, source.plate)
+
+
+def photo_bank(images: list[np.ndarray], variants: int, seed: int = 0,
+               cfg: PhotoAugmentConfig = DEFAULT_PHOTO_AUGMENT) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 [len(images) * variants, 28, 28, 1], bool [len(images) * variants]): `variants` frames
+    of each photo, each through the camera's preprocessing, and which of them are partial views
+    (cfg.partial_prob; no class fits those). Photo i's are rows i*variants .. (i+1)*variants-1, the
+    first of them the photo as it is and the rest augmented."""
+    start = time.perf_counter()
+    sources = make_sources(images)
+    plates = [s.plate for s in sources if s.mask is not None]
+    out = np.zeros((len(images) * variants, 28, 28, 1), np.uint8)
+    partial = np.zeros(len(images) * variants, bool)
+    for i, source in enumerate(sources):
+        for v in range(variants):
+            if v == 0:
+                out[i * variants] = preprocess_frame(images[i]).image
+                continue
+            pick = np.random.default_rng([seed, i, v, 1])  # its own stream: the other variants stay as they were
+            row = i * variants + v
+            partial[row] = source.mask is not None and pick.random() < cfg.partial_prob
+            shown = partial_source(source, pick) if partial[row] else source
+            out[row] = preprocess_frame(augment_photo(shown, np.random.default_rng([seed, i, v]), cfg, plates)).image
+    log.info("made %d augmented photo frames (%d per photo, %d partial views) in %.0f s", len(out), variants,
+             partial.sum(), time.perf_counter() - start)
+    return out, partial
+
+
+def cached_photo_bank(paths: list, variants: int, seed: int = 0,
+                      cfg: PhotoAugmentConfig = DEFAULT_PHOTO_AUGMENT) -> tuple[np.ndarray, np.ndarray]:
+    """photo_bank() of the photo files, kept in ~/.cache/fmnist-edge/photo-bank (or
+    $FMNIST_EDGE_PHOTO_BANK) under a key of everything that makes it: the files' names and sizes,
+    `variants`, `seed`, `cfg` and the source of this module and of the preprocessing."""
+    import hashlib
+    import os
+    from pathlib import Path
+
+    from edge_runtime.camera import preprocess
+
+    key = hashlib.sha256()
+    for path in paths:
+        key.update(f"{path}:{os.path.getsize(path)}\n".encode())
+    key.update(f"{variants}:{seed}:{cfg!r}".encode())
+    for module in (__file__, preprocess.__file__):
+        key.update(Path(module).read_bytes())
+    folder = Path(os.environ.get("FMNIST_EDGE_PHOTO_BANK", Path.home() / ".cache" / "fmnist-edge" / "photo-bank"))
+    cached = folder / f"{key.hexdigest()[:24]}.npz"
+    if cached.is_file():
+        log.info("augmented photo frames from %s", cached)
+        with np.load(cached) as stored:
+            return stored["frames"], stored["partial"]
+    images = []
+    for path in paths:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            from edge_runtime.errors import FmnistEdgeError
+
+            raise FmnistEdgeError(f"{path}: unreadable photo")
+        images.append(image)
+    frames, partial = photo_bank(images, variants, seed, cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp.npz")
+    np.savez(tmp, frames=frames, partial=partial)
+    tmp.replace(cached)
+    return frames, partial
