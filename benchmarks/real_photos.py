@@ -119,31 +119,35 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     chosen = photomod.load_photos(args.photos, args.split)
-    images = photomod.prepare(chosen)
+    results = measure(args, chosen, photomod.prepare(chosen))
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"{len(chosen)} {args.split} photos from {args.photos}, --min-score {args.min_score}"
+          f"{', mirrored too' if args.flip else ''} ({time.perf_counter() - start:.0f} s)\n")
+    print_tables(results, tuple(args.left_out))
+    return 0
+
+
+def measure(args: argparse.Namespace, chosen: list, images: np.ndarray) -> list[dict]:
+    """Each model's rows on the chosen photos, and on the Fashion-MNIST test set unless --no-test."""
     test = None
     if not args.no_test:
         from toolkit.data import load_split
 
         test = load_split("test", args.data_dir)
-    left_out = tuple(args.left_out)
     results = []
     for spec in args.models:
         probs = model_probs(spec, images, args.flip)
         result = {"model": spec, "split": args.split, "flip": args.flip, "min_score": args.min_score,
-                  **score(probs, chosen, args.min_score, left_out)}
+                  **score(probs, chosen, args.min_score, tuple(args.left_out))}
         if test is not None:
             test_probs = model_probs(spec, test[0], args.flip)
             hit = test_probs.argmax(axis=1) == test[1]
             result["fmnist_test_accuracy"] = round(float(hit.mean()), 4)
             _, result["fmnist_test_ece"] = reliability(test_probs.max(axis=1), hit)
         results.append(result)
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    print(f"{len(chosen)} {args.split} photos from {args.photos}, --min-score {args.min_score}"
-          f"{', mirrored too' if args.flip else ''} ({time.perf_counter() - start:.0f} s)\n")
-    print_tables(results, left_out)
-    return 0
+    return results
 
 
 def pct(x) -> str:

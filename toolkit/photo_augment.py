@@ -176,30 +176,39 @@ def _hue_shift(image: np.ndarray, weight: np.ndarray, shift: float, saturation: 
 
 def augment_photo(source: Source, rng: np.random.Generator, cfg: PhotoAugmentConfig = DEFAULT_PHOTO_AUGMENT,
                   plates: list[np.ndarray] | None = None) -> np.ndarray:
-    """One new uint8 BGR frame of the same item."""
+    """One new uint8 BGR frame of the same item: placed, lit, then seen by a camera."""
+    return _through_camera(_lit(_placed(source, rng, cfg, plates), rng, cfg), rng, cfg)
+
+
+def _placed(source: Source, rng: np.random.Generator, cfg: PhotoAugmentConfig,
+            plates: list[np.ndarray] | None) -> np.ndarray:
+    """The item moved on its own background (painted out), another photo's or a made one; float32."""
     image = source.image.astype(np.float32)
     h, w = image.shape[:2]
     mask = source.mask
-    if mask is not None and rng.random() < cfg.hue_prob:  # the same garment in another colour
+    if mask is None:  # no item found: the whole frame moved a little, its border reflected
+        return cv2.warpPerspective(image, _warp(rng, cfg, h, w, 0.3), (w, h), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REFLECT_101)
+    if rng.random() < cfg.hue_prob:  # the same garment in another colour
         image = _hue_shift(image, mask, rng.uniform(0, 180), rng.uniform(0.5, 1.5))
-    if mask is not None:  # the item moved on its own background (painted out), another photo's or a made one
-        if rng.random() >= cfg.background_prob:
-            bg = source.plate.astype(np.float32)
-        elif plates and rng.random() < cfg.other_photo_background:
-            plate = plates[rng.integers(len(plates))]
-            if rng.random() < 0.5:
-                plate = plate[:, ::-1]
-            bg = cv2.resize(plate, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        else:
-            bg = synthetic_background(rng, h, w)
-        homography = _warp(rng, cfg, h, w)
-        item = cv2.warpPerspective(image, homography, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
-        alpha = cv2.warpPerspective(mask, homography, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
-        frame = item * alpha + bg * (1 - alpha)
-    else:  # no item found: the whole frame moved a little, its border reflected
-        frame = cv2.warpPerspective(image, _warp(rng, cfg, h, w, 0.3), (w, h), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_REFLECT_101)
-    # light and colour
+    if rng.random() >= cfg.background_prob:
+        bg = source.plate.astype(np.float32)
+    elif plates and rng.random() < cfg.other_photo_background:
+        plate = plates[rng.integers(len(plates))]
+        if rng.random() < 0.5:
+            plate = plate[:, ::-1]
+        bg = cv2.resize(plate, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    else:
+        bg = synthetic_background(rng, h, w)
+    homography = _warp(rng, cfg, h, w)
+    item = cv2.warpPerspective(image, homography, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    alpha = cv2.warpPerspective(mask, homography, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
+    return item * alpha + bg * (1 - alpha)
+
+
+def _lit(frame: np.ndarray, rng: np.random.Generator, cfg: PhotoAugmentConfig) -> np.ndarray:
+    """Exposure, contrast, white balance, saturation, a light gradient, a shadow, gamma; float32."""
+    h, w = frame.shape[:2]
     frame = frame.astype(np.float32) * np.float32(1 + rng.uniform(-1, 1) * cfg.exposure)
     mean = frame.mean()
     frame = (frame - mean) * np.float32(1 + rng.uniform(-1, 1) * cfg.contrast) + mean
@@ -218,8 +227,11 @@ def augment_photo(source: Source, rng: np.random.Generator, cfg: PhotoAugmentCon
         shade = cv2.GaussianBlur(shade, (0, 0), max(h, w) / 25)
         frame = frame * (1 - np.float32(rng.uniform(0.2, 0.5)) * shade)[..., None]
     gamma = (255.0 * (np.arange(256) / 255.0) ** rng.uniform(*cfg.gamma)).astype(np.uint8)
-    frame = cv2.LUT(np.clip(frame, 0, 255).astype(np.uint8), gamma).astype(np.float32)
-    # the camera
+    return cv2.LUT(np.clip(frame, 0, 255).astype(np.uint8), gamma).astype(np.float32)
+
+
+def _through_camera(frame: np.ndarray, rng: np.random.Generator, cfg: PhotoAugmentConfig) -> np.ndarray:
+    """Blur, sensor noise and JPEG; uint8."""
     if rng.random() < cfg.blur_prob:
         frame = cv2.GaussianBlur(frame, (0, 0), rng.uniform(0.3, cfg.blur_sigma))
     frame += rng.standard_normal(frame.shape, dtype=np.float32) * rng.uniform(0, cfg.noise_std)
