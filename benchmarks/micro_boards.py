@@ -39,6 +39,7 @@ BOARDS = [  # name, flash bytes, RAM bytes (the makers' specifications)
     ("Raspberry Pi Pico 2 (RP2350)", 4096 * KB, 520 * KB),
     ("ESP32-S3-DevKitC-1-N8 (ESP32-S3: 320 KB of its 512 KB SRAM left to the app)", 8192 * KB, 320 * KB),
     ("STM32F746G-DISCO (Cortex-M7)", 1024 * KB, 320 * KB),
+    ("WeAct STM32F411 \"Black Pill\" (Cortex-M4)", 512 * KB, 128 * KB),
     ("Arduino Uno R4 (RA4M1, Cortex-M4)", 256 * KB, 32 * KB),
 ]
 
@@ -62,7 +63,7 @@ def table(models: dict[str, dict]) -> str:
     lines.append("| model flash / arena | " + " | ".join(
         f"{m['flash_bytes'] / KB:,.0f} KB / {m['arena_bytes'] / KB:,.1f} KB" for m in models.values()) + " |")
     for board, flash, ram in BOARDS:
-        lines.append(f"| {board} ({flash // KB:,} KB / {ram // KB} KB) | "
+        lines.append(f"| {board}: {flash // KB:,} KB / {ram // KB} KB | "
                      + " | ".join(verdict(models[n], flash, ram) for n in names) + " |")
     return "\n".join(lines)
 
