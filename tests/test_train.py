@@ -198,3 +198,53 @@ def test_bad_teacher_is_a_one_line_error(fmnist_dir, tmp_path):
         last = proc.stderr.strip().splitlines()[-1]
         assert words in last and str(path) in last and "Traceback" not in proc.stderr
         assert not (tmp_path / "out" / "model.keras").exists()
+
+
+def test_fine_tune_recipe_fills_what_flags_leave():
+    from toolkit.train import TrainConfig
+
+    tuned = TrainConfig.from_recipe(init="bundled")
+    assert (tuned.epochs, tuned.lr, tuned.val_split, tuned.photo_variants, tuned.set_focus, tuned.ood_weight) == (
+        5, 5e-4, 0.0, 16, 0.5, 1.0)
+    assert tuned.photo_augment_params == {"max_scale": 1.0, "shift": 0.08} and tuned.augment_config.erase_prob == 0.5
+    chosen = TrainConfig.from_recipe(init="bundled", epochs=2, lr=1e-3, photo_variants=0)
+    assert (chosen.epochs, chosen.lr, chosen.photo_variants) == (2, 1e-3, 0)
+    fresh = TrainConfig.from_recipe("edge")
+    assert (fresh.epochs, fresh.lr, fresh.val_split, fresh.photo_variants) == (80, 2e-3, 0.1, 0)
+
+
+def test_bundled_keras_file_is_what_the_bundled_models_were_exported_from(fmnist_dir):
+    from edge_runtime import load_model
+    from toolkit import data
+    from toolkit.tf import keras
+    from toolkit.train import BUNDLED_KERAS
+
+    images, _ = data.load_split("test", fmnist_dir, limit=1000)
+    keras_top = keras.models.load_model(BUNDLED_KERAS, compile=False).predict(
+        images.astype(np.float32), verbose=0).argmax(axis=1)
+    assert (load_model().predict(images).argmax(axis=1) == keras_top).mean() >= 0.99  # int8 against float
+
+
+def test_fine_tune_from_the_bundled_model_on_a_labelled_folder(fmnist_dir, tmp_path, monkeypatch):
+    """A collected folder's labelled frames (camera --collect, then label), every one trained on."""
+    import cv2
+
+    from edge_runtime.tools import photos
+
+    monkeypatch.setenv("FMNIST_EDGE_PHOTO_BANK", str(tmp_path / "bank"))
+    folder = tmp_path / "collected"
+    folder.mkdir()
+    rows = []
+    for i in range(12):
+        frame = np.full((96, 96, 3), 200, np.uint8)
+        cv2.rectangle(frame, (30 + i % 3, 20), (66, 80), (40, 40, 40), -1)
+        cv2.imwrite(str(folder / f"{i}.jpg"), frame)
+        rows.append({"path": f"{i}.jpg", "photo_class": "coat" if i < 10 else photos.UNLABELLED,
+                     "fashion_mnist_classes": "4" if i < 10 else ""})
+    photos.write_rows(folder, rows)
+    metrics = run_cli_json("train", "--init", "bundled", "--photos", str(folder), "--photo-split", "all",
+                           "--photo-variants", "2", "--epochs", "1", "--limit", "300", "--data-dir", str(fmnist_dir),
+                           "--out", str(tmp_path / "tuned"))
+    assert metrics["config"]["init"] == "bundled" and metrics["config"]["lr"] == 5e-4
+    assert metrics["photos"]["tune_photos"] == 10 and metrics["photos"]["held_out"] is None  # unlabelled skipped
+    assert metrics["test_accuracy"] > 0.85  # it started from the bundled model: 300 images alone reach ~0.6
