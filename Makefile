@@ -18,7 +18,7 @@ BUNDLE_ARCH ?= edge
 # (the recipe was chosen on splits of both), each photo as 16 augmented full-size frames, set focus and
 # a strong pull to "unsure" where no class fits, and the previous bundled model's answers distilled
 # alongside the labels (toolkit/bundled/teacher_int8.tflite: the edge model distilled from the zoo).
-# BUNDLE_TEACHERS='$$(ZOO_MODELS)' distils from the zoo instead (trained first when missing, about 2 h).
+# BUNDLE_TEACHERS='$(ZOO_MODELS)' distils from the zoo instead (trained first when missing, about 2 h).
 BUNDLE_TEACHERS ?= toolkit/bundled/teacher_int8.tflite
 BUNDLE_FLAGS ?= --val-split 0 --distill-weight 0.5 --distill-temperature 2 --photo-split all --photo-variants 16 \
   --photo-augment max_scale=1.0 --photo-augment shift=0.08 --set-focus 0.5 --ood-weight 1.0
