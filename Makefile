@@ -91,7 +91,7 @@ wheel: venv
 bundled-model: setup $(BUNDLE_TEACHERS)
 	$(CLI) train --arch $(BUNDLE_ARCH) $(BUNDLE_FLAGS) $(addprefix --teacher ,$(BUNDLE_TEACHERS)) \
 	  --photos $(PHOTOS) --out $(BUNDLE)
-	$(CLI) export $(BUNDLE)/model.keras --int8 --out $(BUNDLE)/export
+	$(CLI) export $(BUNDLE)/model.keras --int8 --micro --out $(BUNDLE)/export
 	cp $(BUNDLE)/export/model_int8.tflite edge_runtime/core/models/default_int8.tflite
 	cp $(BUNDLE)/export/model_int8.onnx edge_runtime/core/models/default_int8.onnx
 	cp $(BUNDLE)/model.keras toolkit/bundled/model.keras
