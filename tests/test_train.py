@@ -203,14 +203,15 @@ def test_bad_teacher_is_a_one_line_error(fmnist_dir, tmp_path):
 def test_fine_tune_recipe_fills_what_flags_leave():
     from toolkit.train import TrainConfig
 
-    tuned = TrainConfig.from_recipe(init="bundled")
-    assert (tuned.epochs, tuned.lr, tuned.val_split, tuned.photo_variants, tuned.set_focus, tuned.ood_weight) == (
-        5, 5e-4, 0.0, 16, 0.5, 1.0)
+    tuned = TrainConfig.from_recipe(init="bundled", teachers=())
+    assert (tuned.epochs, tuned.lr, tuned.val_split, tuned.photo_batch, tuned.photo_variants, tuned.set_focus,
+            tuned.ood_weight) == (2, 5e-4, 0.0, 4, 16, 0.5, 1.0)
     assert tuned.photo_augment_params == {"max_scale": 1.0, "shift": 0.08} and tuned.augment_config.erase_prob == 0.5
-    chosen = TrainConfig.from_recipe(init="bundled", epochs=2, lr=1e-3, photo_variants=0)
-    assert (chosen.epochs, chosen.lr, chosen.photo_variants) == (2, 1e-3, 0)
-    fresh = TrainConfig.from_recipe("edge")
-    assert (fresh.epochs, fresh.lr, fresh.val_split, fresh.photo_variants) == (80, 2e-3, 0.1, 0)
+    assert (tuned.teachers, tuned.distill_weight, tuned.distill_temperature) == (("bundled",), 0.5, 2.0)  # no forgetting
+    chosen = TrainConfig.from_recipe(init="x.keras", epochs=3, lr=1e-3, photo_variants=0, teachers=("t.keras",))
+    assert (chosen.epochs, chosen.lr, chosen.photo_variants, chosen.teachers) == (3, 1e-3, 0, ("t.keras",))
+    fresh = TrainConfig.from_recipe("edge", teachers=())
+    assert (fresh.epochs, fresh.lr, fresh.val_split, fresh.photo_variants, fresh.teachers) == (80, 2e-3, 0.1, 0, ())
 
 
 def test_bundled_keras_file_is_what_the_bundled_models_were_exported_from(fmnist_dir):
@@ -246,5 +247,6 @@ def test_fine_tune_from_the_bundled_model_on_a_labelled_folder(fmnist_dir, tmp_p
                            "--photo-variants", "2", "--epochs", "1", "--limit", "300", "--data-dir", str(fmnist_dir),
                            "--out", str(tmp_path / "tuned"))
     assert metrics["config"]["init"] == "bundled" and metrics["config"]["lr"] == 5e-4
+    assert metrics["config"]["teachers"] == ["bundled"]
     assert metrics["photos"]["tune_photos"] == 10 and metrics["photos"]["held_out"] is None  # unlabelled skipped
     assert metrics["test_accuracy"] > 0.85  # it started from the bundled model: 300 images alone reach ~0.6

@@ -224,8 +224,8 @@ def parse_photo_augment(pairs: tuple[str, ...]) -> dict:
               help="With --photo-variants: a setting of the full-size augmentation "
                    "(toolkit.photo_augment.PhotoAugmentConfig), e.g. max_scale=1.0; repeatable.  "
                    "[default: with --init max_scale=1.0 shift=0.08]")
-@click.option("--photo-batch", type=click.IntRange(min=1), default=16, show_default=True,
-              help="With --photos: photos added to every batch.")
+@click.option("--photo-batch", type=click.IntRange(min=1), default=None,
+              help="With --photos: photos added to every batch.  [default: 16; with --init 4]")
 @click.option("--ood-weight", type=_Finite(min=0), default=None,
               help="With --photos: weight of the pull towards a uniform answer on photos no class fits.  "
                    "[default: 0.3; with --init 1.0]")
@@ -241,11 +241,13 @@ def parse_photo_augment(pairs: tuple[str, ...]) -> dict:
                    "scratch, with the short fine-tune recipe unless flags say otherwise.")
 @click.option("--teacher", "teachers", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A model to distil from: a model.keras, or an exported .tflite/.onnx file (e.g. the bundled "
-                   "model); repeat it for an ensemble (their mean answer).")
-@click.option("--distill-weight", type=_Finite(0, 1), default=0.7, show_default=True,
-              help="With --teacher: the share of the loss that matches the teacher's softened answers.")
-@click.option("--distill-temperature", type=_Finite(min=0, min_open=True), default=4.0,
-              show_default=True, help="With --teacher: how much both answers are softened before matching.")
+                   "model); repeat it for an ensemble (their mean answer).  [default: none; with --init the "
+                   "starting model]")
+@click.option("--distill-weight", type=_Finite(0, 1), default=None,
+              help="With --teacher: the share of the loss that matches the teacher's softened answers.  "
+                   "[default: 0.7; with --init 0.5]")
+@click.option("--distill-temperature", type=_Finite(min=0, min_open=True), default=None,
+              help="With --teacher: how much both answers are softened before matching.  [default: 4; with --init 2]")
 @json_option
 def train(as_json: bool, **options) -> None:
     """Train a CNN; writes model.keras, metrics.json, history.json and figures to --out."""

@@ -100,7 +100,9 @@ class TrainConfig:
         recipe = dict(RECIPES.get(FINE_TUNE if settings.get("init") else arch, {}))
         erase = erase if erase is not None else recipe.pop("erase", 0.0)
         recipe.pop("erase", None)
-        chosen = {k: v for k, v in settings.items() if v is not None}
+        if recipe.pop("teacher_is_init", False):
+            recipe["teachers"] = (settings["init"],)
+        chosen = {k: v for k, v in settings.items() if v is not None and v != ()}
         return cls(arch=arch, augment_config=AugmentConfig(erase_prob=erase), **{**recipe, **chosen})
 
 
@@ -409,6 +411,7 @@ def load_teacher(paths: Sequence[str]) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _keras_teacher(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    path = BUNDLED_KERAS if path == "bundled" else path
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:
