@@ -164,6 +164,7 @@ def test_training_on_every_photo_scores_none(folder, fmnist_dir, tmp_path, monke
     assert metrics["photos"]["held_out"] is None and metrics["photos"]["scored_split"] is None
 
 
+@pytest.mark.train
 def test_an_unknown_photo_augment_setting_is_a_usage_error(tmp_path):
     proc = run_cli("train", "--photo-augment", "sharpness=2", "--out", str(tmp_path), check=False)
     assert proc.returncode == 2 and "no setting sharpness" in proc.stderr and "Traceback" not in proc.stderr
