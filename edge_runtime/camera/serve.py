@@ -41,6 +41,15 @@ class QuietHTTPServer(ThreadingHTTPServer):
         else:
             log.warning("error serving %s: %s", client_address, first_line(exc) if exc else "unknown")
 
+    @classmethod
+    def listen(cls, address: str, handler: type[BaseHTTPRequestHandler]) -> QuietHTTPServer:
+        """A server bound to HOST:PORT (`--serve`); a port that cannot be had is one FmnistEdgeError line."""
+        host, port = parse_host_port(address, "--serve")
+        try:
+            return cls((host, port), handler)
+        except OSError as exc:
+            raise FmnistEdgeError(f"--serve {address}: cannot listen ({exc.strerror}); pick another port") from None
+
 
 class FrameServer:
     """Holds the newest annotated frame and state; HTTP handler threads wait on it."""
@@ -59,11 +68,7 @@ class FrameServer:
         self._snapshots_wanted = 0
         self._closed = False
         self._quality = jpeg_quality
-        host, port = parse_host_port(address, "--serve")
-        try:
-            self._httpd = QuietHTTPServer((host, port), _Handler)
-        except OSError as exc:
-            raise FmnistEdgeError(f"--serve {address}: cannot listen ({exc.strerror}); pick another port") from None
+        self._httpd = QuietHTTPServer.listen(address, _Handler)
         self._httpd.frames = self  # the handler's way back to the frames
         self.host, self.port = self._httpd.server_address[:2]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="serve", daemon=True)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import ClassVar
 
 from edge_runtime.camera.serve import PageHandler, QuietHTTPServer
-from edge_runtime.core.address import parse_host_port
 from edge_runtime.core.contract import CLASS_NAMES
 from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.tools import photos
@@ -126,11 +125,7 @@ class _Handler(PageHandler):
 class LabelServer:
     def __init__(self, folder: str | Path, address: str = "127.0.0.1:8081"):
         self.book = LabelBook(folder)
-        host, port = parse_host_port(address, "--serve")
-        try:
-            self._httpd = QuietHTTPServer((host, port), _Handler)
-        except OSError as exc:
-            raise FmnistEdgeError(f"--serve {address}: cannot listen ({exc.strerror}); pick another port") from None
+        self._httpd = QuietHTTPServer.listen(address, _Handler)
         self._httpd.book = self.book
         self.host, self.port = self._httpd.server_address[:2]
 
