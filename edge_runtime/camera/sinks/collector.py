@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.camera.pipeline import FrameResult
+from edge_runtime.camera.preprocess import working_copy
 from edge_runtime.camera.sinks.base import Sink, StreamInfo
 from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.files import write_bytes_atomic
@@ -69,11 +70,8 @@ def overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float
 
 
 def _jpeg(image: np.ndarray) -> bytes:
-    h, w = image.shape[:2]
-    scale = min(1.0, LONGEST_SIDE / max(h, w))
-    if scale < 1:
-        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    small, _ = working_copy(image, LONGEST_SIDE)
+    return cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
 
 class CollectorSink(Sink):
