@@ -44,13 +44,6 @@ BOARDS = [  # name, flash bytes, RAM bytes (the makers' specifications)
 ]
 
 
-def measure(path: str) -> dict:
-    model = micro.read_int8(path)
-    measured = micro.measure_arena(model)
-    return {"flash_bytes": len(model.flatbuffer), "arena_measured_bytes": measured,
-            "arena_bytes": micro.example_arena(measured)}
-
-
 def verdict(model: dict, flash: int, ram: int) -> str:
     short = [what for what, need, have in (("flash", model["flash_bytes"] + FIRMWARE_FLASH, flash),
                                            ("RAM", model["arena_bytes"] + FIRMWARE_RAM, ram)) if need > have]
@@ -76,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [spec.partition("=") for spec in args.models]
     if any(not sep or not name for name, sep, _ in pairs):
         parser.error("give each model as NAME=PATH, e.g. edge=runs/zoo/edge/export/model_int8.tflite")
-    models = {name: measure(path) for name, _, path in pairs}
+    models = {name: micro.footprint(micro.read_int8(path)) for name, _, path in pairs}
     print(json.dumps({"firmware_flash": FIRMWARE_FLASH, "firmware_ram": FIRMWARE_RAM, "models": models,
                       "boards": [{"board": b, "flash": f, "ram": r, **{n: verdict(m, f, r) for n, m in models.items()}}
                                  for b, f, r in BOARDS]}, indent=2) if args.json else table(models))

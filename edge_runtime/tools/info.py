@@ -76,12 +76,10 @@ def _micro(path: Path) -> dict:
 
     model = micro.read_int8(path)
     try:
-        measured = micro.measure_arena(model)
+        return micro.footprint(model)
     except FmnistEdgeError as exc:
         return {"flash_bytes": len(model.flatbuffer), "arena_bytes": None, "arena_measured_bytes": None,
                 "note": str(exc)}
-    return {"flash_bytes": len(model.flatbuffer), "arena_bytes": micro.example_arena(measured),
-            "arena_measured_bytes": measured}
 
 
 def describe(path: str | Path) -> ModelInfo:

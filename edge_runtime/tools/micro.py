@@ -92,3 +92,10 @@ def measure_arena(model: MicroModel, low: int = 1024, high: int = 4 << 20, step:
 def example_arena(measured: int) -> int:
     """The arena the generated example allocates: the measured one plus the margin, in whole KB."""
     return -(-int(measured * ARENA_MARGIN) // 1024) * 1024
+
+
+def footprint(model: MicroModel) -> dict:
+    """What a board needs: flash (the flatbuffer) and the tensor arena, measured and with the margin."""
+    measured = measure_arena(model)
+    return {"flash_bytes": len(model.flatbuffer), "arena_bytes": example_arena(measured),
+            "arena_measured_bytes": measured}
