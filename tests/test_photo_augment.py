@@ -53,6 +53,13 @@ def test_cached_bank_is_reused(tmp_path, monkeypatch):
     np.testing.assert_array_equal(first[0], photo_augment.cached_photo_bank(paths, 3)[0])
 
 
+def test_an_unreadable_photo_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("FMNIST_EDGE_PHOTO_BANK", str(tmp_path / "cache"))
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(FmnistEdgeError, match=r"bad\.jpg: unreadable photo"):
+        photo_augment.cached_photo_bank([tmp_path / "bad.jpg"], 2)
+
+
 @pytest.fixture
 def folder(tmp_path):
     lines = ["path,photo_class,fashion_mnist_classes"]

@@ -22,14 +22,19 @@ toolkit.train mixes into the batches in place of the once-preprocessed photos.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edge_runtime.camera.preprocess import DEFAULT_OPTIONS, working_copy, find_item, preprocess_frame
+from edge_runtime.camera.preprocess import DEFAULT_OPTIONS, find_item, preprocess_frame, working_copy
+from edge_runtime.core.files import atomic_path
+from edge_runtime.tools.photos import read_photo
 
 log = logging.getLogger(__name__)
 
@@ -288,10 +293,6 @@ def cached_photo_bank(paths: list, variants: int, seed: int = 0,
     """photo_bank() of the photo files, kept in ~/.cache/fmnist-edge/photo-bank (or
     $FMNIST_EDGE_PHOTO_BANK) under a key of everything that makes it: the files' names and sizes,
     `variants`, `seed`, `cfg` and the source of this module and of the preprocessing."""
-    import hashlib
-    import os
-    from pathlib import Path
-
     from edge_runtime.camera import preprocess
 
     key = hashlib.sha256()
@@ -306,17 +307,7 @@ def cached_photo_bank(paths: list, variants: int, seed: int = 0,
         log.info("augmented photo frames from %s", cached)
         with np.load(cached) as stored:
             return stored["frames"], stored["partial"]
-    images = []
-    for path in paths:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            from edge_runtime.errors import FmnistEdgeError
-
-            raise FmnistEdgeError(f"{path}: unreadable photo")
-        images.append(image)
-    frames, partial = photo_bank(images, variants, seed, cfg)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp.npz")
-    np.savez(tmp, frames=frames, partial=partial)
-    tmp.replace(cached)
+    frames, partial = photo_bank([read_photo(path) for path in paths], variants, seed, cfg)
+    with atomic_path(cached) as tmp:  # two runs making the same bank: each file whole
+        np.savez(tmp, frames=frames, partial=partial)
     return frames, partial

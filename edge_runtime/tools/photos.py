@@ -26,12 +26,12 @@ from edge_runtime.core.contract import NUM_CLASSES
 from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.files import write_text_atomic
 
-SPLITS = ("tune", "held-out", "all", "tune-a", "tune-b")
+SCORED_AFTER: dict[str, str | None] = {"tune": "held-out", "held-out": "tune", "all": None, "tune-a": "tune-b",
+                                       "tune-b": "tune-a"}
+"""The splits a run can train on (`train --photo-split`) and the photos scored after it: never one it trained on."""
+SPLITS = tuple(SCORED_AFTER)
 """tune-a and tune-b halve the tune half by a second byte of the same hash, so a recipe can be
 chosen on photos that are neither trained on nor held out (train on tune-a, compare on tune-b)."""
-SCORED_AFTER: dict[str, str | None] = {"tune": "held-out", "held-out": "tune", "tune-a": "tune-b", "tune-b": "tune-a",
-                                       "all": None}
-"""The splits a run can train on (`train --photo-split`) and the photos scored after it: never one it trained on."""
 LABELS = "labels.csv"
 COLUMNS = ("path", "photo_class", "fashion_mnist_classes")
 UNLABELLED = "unlabelled"
@@ -122,14 +122,19 @@ def accepted_mask(photos: list[Photo]) -> np.ndarray:
     return mask
 
 
+def read_photo(path: str | Path) -> np.ndarray:
+    """A photo file as a BGR image; a missing or damaged one is one FmnistEdgeError line."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FmnistEdgeError(f"{path}: unreadable photo")
+    return image
+
+
 def prepare(photos: list[Photo]) -> np.ndarray:
     """uint8 [N,28,28,1]: each photo through the camera's frame preprocessing."""
     out = np.zeros((len(photos), 28, 28, 1), np.uint8)
     for i, photo in enumerate(photos):
-        image = cv2.imread(str(photo.path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise FmnistEdgeError(f"{photo.path}: unreadable photo")
-        out[i] = preprocess_frame(image).image
+        out[i] = preprocess_frame(read_photo(photo.path)).image
     return out
 
 
