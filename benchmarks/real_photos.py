@@ -27,7 +27,6 @@ A model argument may join several files with "+" (an ensemble: the mean of their
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 import time
@@ -40,8 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge_runtime.tools.evaluate import predict_all  # noqa: E402
 from edge_runtime.tools import photos as photomod  # noqa: E402
-
-BINS = np.linspace(0.0, 1.0, 11)
+from edge_runtime.tools.metrics import reliability  # noqa: E402
 
 
 def model_probs(spec: str, images: np.ndarray, flip: bool) -> np.ndarray:
@@ -52,20 +50,6 @@ def model_probs(spec: str, images: np.ndarray, flip: bool) -> np.ndarray:
         if flip:
             answers.append(predict_all(path, np.ascontiguousarray(images[:, :, ::-1])))
     return np.mean(answers, axis=0)
-
-
-def reliability(conf: np.ndarray, right: np.ndarray) -> tuple[list[dict], float]:
-    """Per confidence bin: photos, mean confidence, accuracy; and the expected calibration error."""
-    rows, ece = [], 0.0
-    for lo, hi in itertools.pairwise(BINS):
-        pick = (conf >= lo) & ((conf < hi) if hi < 1 else (conf <= hi))
-        if not pick.any():
-            continue
-        acc, mean = float(right[pick].mean()), float(conf[pick].mean())
-        rows.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": int(pick.sum()), "confidence": round(mean, 4),
-                     "accuracy": round(acc, 4)})
-        ece += pick.mean() * abs(acc - mean)
-    return rows, round(float(ece), 4)
 
 
 def score(probs: np.ndarray, chosen: list, min_score: float, left_out: tuple[str, ...]) -> dict:

@@ -46,17 +46,10 @@ def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def open_set_ece(probs: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
-    conf = probs.max(axis=1)
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
-    return float(sum((idx == b).mean() * abs(right[idx == b].mean() - conf[idx == b].mean())
-                     for b in range(bins) if (idx == b).any()))
-
-
 def temperature_table(model: keras.Model, chosen: list, min_score: float) -> str:
     """A markdown table over temperatures of the model's calibration and camera numbers on these photos."""
     from edge_runtime.tools import photos as photomod
+    from edge_runtime.tools.metrics import reliability
 
     probs = model.predict(photomod.prepare(chosen).astype(np.float32), batch_size=512, verbose=0)
     mask = photomod.accepted_mask(chosen)
@@ -69,7 +62,8 @@ def temperature_table(model: keras.Model, chosen: list, min_score: float) -> str
         right = mask[np.arange(len(p)), top] > 0
         nll = -np.log((p * mask).sum(axis=1)[known] + 1e-12).mean()
         keep = conf >= min_score
-        lines.append(f"| {t} | {open_set_ece(p, right):.4f} | {nll:.4f} | {right[known].mean():.4f} | "
+        _, ece = reliability(conf, right)  # open set: a label on an out-of-distribution photo is wrong
+        lines.append(f"| {t} | {ece:.4f} | {nll:.4f} | {right[known].mean():.4f} | "
                      f"{(~keep[~known]).mean():.4f} | {keep[known].mean():.4f} ({right[known & keep].mean():.4f}) |")
     return "\n".join(lines)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from edge_runtime.core.contract import CLASS_NAMES, NUM_CLASSES
@@ -45,3 +47,19 @@ def classification_report(confusion: np.ndarray, class_names: tuple[str, ...] = 
          f"{(f1 * weights).sum():>10.4f}{total:>10d}"),
     ]
     return "\n".join(lines) + "\n"
+
+
+def reliability(conf: np.ndarray, right: np.ndarray, bins: int = 10) -> tuple[list[dict], float]:
+    """Calibration: per confidence bin (of `bins` equal ones) the answers, their mean confidence and
+    accuracy; and the expected calibration error (ECE), the answers' share-weighted gap between the two."""
+    rows, ece = [], 0.0
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for lo, hi in itertools.pairwise(edges):
+        pick = (conf >= lo) & ((conf < hi) if hi < 1 else (conf <= hi))
+        if not pick.any():
+            continue
+        acc, mean = float(right[pick].mean()), float(conf[pick].mean())
+        rows.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": int(pick.sum()), "confidence": round(mean, 4),
+                     "accuracy": round(acc, 4)})
+        ece += pick.mean() * abs(acc - mean)
+    return rows, round(float(ece), 4)
