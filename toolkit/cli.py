@@ -188,7 +188,7 @@ def parse_photo_augment(pairs: tuple[str, ...]) -> dict:
               help="An architecture hyperparameter, e.g. dropout=0.3 or separable=true; repeatable.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Most epochs (early stopping may end sooner).  [default: the architecture's recipe: 40, edge 80; "
-                   "with --init 5]")
+                   "with --init 2]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--lr", type=_Finite(min=0, min_open=True), default=None,
               help="Peak learning rate (cosine decay over --epochs).  [default: 0.002; with --init 0.0005]")

@@ -98,8 +98,8 @@ class TrainConfig:
         recipe (toolkit.models.RECIPES) fills every setting left None: the one place `train` and
         `tune` resolve a recipe. `erase` is the random erasing share of the default augmentation."""
         recipe = dict(RECIPES.get(FINE_TUNE if settings.get("init") else arch, {}))
-        erase = erase if erase is not None else recipe.pop("erase", 0.0)
-        recipe.pop("erase", None)
+        recipe_erase = recipe.pop("erase", 0.0)
+        erase = erase if erase is not None else recipe_erase
         if recipe.pop("teacher_is_init", False):
             recipe["teachers"] = (settings["init"],)
         chosen = {k: v for k, v in settings.items() if v is not None and v != ()}
@@ -411,7 +411,7 @@ def load_teacher(paths: Sequence[str]) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _keras_teacher(path: str) -> Callable[[np.ndarray], np.ndarray]:
-    path = BUNDLED_KERAS if path == "bundled" else path
+    path = keras_file(path)
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:
@@ -432,21 +432,22 @@ def _exported_teacher(path: str) -> Callable[[np.ndarray], np.ndarray]:
     except FmnistEdgeError as exc:
         raise FmnistEdgeError(f"--teacher {path}: {first_line(exc)}") from None
 
-    def answer(images: np.ndarray) -> np.ndarray:
-        pixels = np.clip(np.rint(images), 0, 255).astype(np.uint8)
-        return np.concatenate([model.predict(pixels[i:i + 1024]) for i in range(0, len(pixels), 1024)])
-
-    return answer
+    return lambda images: model.backend.predict_batches(np.clip(np.rint(images), 0, 255).astype(np.uint8))
 
 
 BUNDLED_KERAS = Path(__file__).resolve().parent / "bundled" / "model.keras"
 """The Keras file the bundled int8 models were exported from: where `train --init bundled` starts."""
 
 
+def keras_file(name: str) -> Path:
+    """A model.keras path as --init and --teacher take it: "bundled" is BUNDLED_KERAS."""
+    return BUNDLED_KERAS if name == "bundled" else Path(name)
+
+
 def initial_model(cfg: TrainConfig) -> keras.Model:
     if cfg.init is None:
         return build_model(cfg.arch, **cfg.arch_params)
-    path = BUNDLED_KERAS if cfg.init == "bundled" else Path(cfg.init)
+    path = keras_file(cfg.init)
     if not path.is_file():
         raise FmnistEdgeError(f"--init {cfg.init}: no such file {path}; reinstall fmnist-edge[train] for the bundled "
                               "model's Keras file, or give a model.keras that train wrote")
