@@ -200,6 +200,17 @@ def test_bad_teacher_is_a_one_line_error(fmnist_dir, tmp_path):
         assert not (tmp_path / "out" / "model.keras").exists()
 
 
+def test_a_bad_model_to_fine_tune_is_named_as_init(fmnist_dir, tmp_path):
+    """With --init the model is also the teacher; its error names the flag the user gave."""
+    from conftest import error_line, run_cli
+
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a model")
+    proc = run_cli("train", "--init", str(junk), "--limit", "100", "--epochs", "1", "--data-dir", str(fmnist_dir),
+                   "--out", str(tmp_path / "out"), check=False)
+    assert error_line(proc).startswith(f"Error: --init {junk}: not a loadable Keras model")
+
+
 def test_fine_tune_recipe_fills_what_flags_leave():
     from toolkit.train import TrainConfig
 

@@ -470,6 +470,8 @@ def train(cfg: TrainConfig) -> TrainReport:
     """Train `cfg.arch` (or fine-tune `cfg.init`) and write the contract's files into `cfg.out`."""
     out = Path(cfg.out)
     keras.utils.set_random_seed(cfg.seed)
+    # A model to fine-tune is read first: unreadable, it is named as --init, not as the teacher it also is.
+    model = initial_model(cfg) if cfg.init else None
     teacher = None
     if cfg.teachers:  # before the data: a bad teacher fails in a second, not after loading everything
         log.info("distilling from %s", ", ".join(cfg.teachers))
@@ -478,7 +480,8 @@ def train(cfg: TrainConfig) -> TrainReport:
     test_images, test_labels = data.load_split("test", cfg.data_dir)
     train_xy, val_xy = split_validation(images, labels, cfg.val_split, cfg.seed)
     photos = PhotoSets.load(cfg.photos, cfg) if cfg.photos else None
-    model = initial_model(cfg)
+    if model is None:
+        model = initial_model(cfg)
     log.info("training %s on %d images%s, validating on %d", model.name, len(train_xy[0]),
              f" and {len(photos.tune_images)} photos" if photos else "", len(val_xy[0]))
     start = time.perf_counter()
