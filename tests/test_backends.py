@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from conftest import ALL_FILES
 
 from edge_runtime import load_model
 from edge_runtime.core.backends import open_backend
-from edge_runtime.core.backends.base import TensorSpec
+from edge_runtime.core.backends.base import Backend, TensorSpec, sum_tolerance
 from edge_runtime.core.backends.litert import _input_mapper, _output_mapper
 from edge_runtime.core.errors import FmnistEdgeError
 
@@ -119,3 +120,52 @@ def test_load_model_warns_about_a_different_preprocessing(golden, tmp_path, capl
     with caplog.at_level("WARNING"):
         load_model(path).close()
     assert "made for frame preprocessing fmnist-edge-frame/0" in caplog.text
+
+
+class _Answers(Backend):
+    """A backend whose answer to any image is `answer`, its output quantized in `step`s (or float)."""
+
+    name, version, threads, metadata, checksum, references_blob = "fake", "0", None, None, "missing", None
+
+    def __init__(self, answer, step):
+        self.path, self._answer = Path("answers.tflite"), np.asarray([answer], np.float32)
+        self.input = TensorSpec("in", (None, 28, 28, 1), "uint8")
+        self.output = TensorSpec("out", (None, len(answer)), "int8" if step else "float32", step,
+                                 -128 if step else None)
+
+    def predict(self, images):
+        return np.repeat(self._answer, len(images), axis=0)
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize(("miss", "step", "loads"), [
+    (0.0117, 1 / 256, True),     # the demo's seed-b file (issue 20): 0.98828
+    (0.0195, 1 / 256, True),     # every one of ten outputs half a step off
+    (0.0234, 1 / 256, True),     # ... and one step more for an integer softmax kernel
+    (0.0240, 1 / 256, False),    # beyond what ten 1/256 steps allow
+    (0.0117, None, False),       # a float output is held to 0.01
+    (0.0099, None, True),
+])
+def test_probe_bounds_the_sum_by_the_outputs_own_quantization(miss, step, loads):
+    answer = np.full(10, (1 - miss) / 10)
+    backend = _Answers(answer, step)
+    if loads:
+        backend.probe()
+    else:
+        with pytest.raises(FmnistEdgeError, match=rf"not a set of probabilities \(it misses a sum of 1 by {miss:.4f}"):
+            backend.probe()
+
+
+def test_probe_bound_grows_with_the_number_of_classes():
+    """Twelve classes at 1/256 may miss by 12 half steps and one more (0.0273); ten may not."""
+    assert sum_tolerance(1 / 256, 12) == pytest.approx(12 / 512 + 1 / 256)
+    _Answers(np.full(12, (1 - 0.027) / 12), 1 / 256).probe()
+    with pytest.raises(FmnistEdgeError):
+        _Answers(np.full(10, (1 - 0.027) / 10), 1 / 256).probe()
+
+
+def test_probe_refuses_non_finite_answers():
+    with pytest.raises(FmnistEdgeError, match="misses a sum of 1 by nan"):
+        _Answers(np.array([np.nan] + [0.1] * 9), 1 / 256).probe()

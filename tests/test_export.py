@@ -142,6 +142,51 @@ def test_non_classifier_refused(tmp_path):
     assert "is not [N,28,28,1]" in line and "not a Fashion-MNIST classifier" in line
 
 
+def _constant_answer_model(answer: np.ndarray, softmax: bool = True):
+    """A model whose answer to a blank image is `answer` (its bias), and nearly so to any other."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((28, 28, 1))
+    flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    dense = keras.layers.Dense(10, activation="softmax" if softmax else None)
+    model = keras.Model(inputs, dense(flat))
+    kernel, _ = dense.get_weights()
+    dense.set_weights([kernel * 0.05, (np.log(answer) if softmax else answer).astype(np.float32)])
+    return model
+
+
+def _int8_files(model, images: np.ndarray, out: Path) -> list[Path]:
+    import onnx
+
+    from converters import onnx as onnx_export
+    from converters.tflite import convert
+
+    (out / "blank_int8.tflite").write_bytes(convert(model, "int8", images))
+    onnx.save(onnx_export.quantize(onnx_export.to_onnx(model), "int8", images), out / "blank_int8.onnx")
+    return [out / "blank_int8.tflite", out / "blank_int8.onnx"]
+
+
+def test_an_int8_answer_within_its_quantization_loads(test_set, tmp_path):
+    """Issue 20: ten probabilities each 0.4 of a step above a step round down to a sum of 0.984 (1/256
+    steps) or 0.988 (1/255): more than 0.01 from 1, as valid as an int8 softmax gets."""
+    answer = (np.array([25] * 9 + [27]) + 0.4) / 256
+    images, _ = test_set
+    for path in _int8_files(_constant_answer_model(answer), images[:200], tmp_path):
+        with open_backend(path) as backend:  # the load probe passes
+            blank = backend.predict(np.zeros((1, 28, 28, 1), np.uint8))
+            step = backend.output_step()
+        miss = abs(float(blank.sum()) - 1)
+        assert 0.01 < miss <= 10 * step / 2, (path.name, miss, step)  # the case of the issue, not an easier one
+
+
+def test_an_int8_answer_beyond_its_quantization_is_refused(test_set, tmp_path):
+    """The other side: int8 outputs that are not probabilities (no softmax, 0.2 each) still fail at load."""
+    images, _ = test_set
+    for path in _int8_files(_constant_answer_model(np.full(10, 0.2), softmax=False), images[:200], tmp_path):
+        line = error_line(run_cli("info", str(path), check=False))
+        assert "not a set of probabilities (it misses a sum of 1 by " in line and str(path) in line
+        assert float(line.split(" by ")[1].split(")")[0]) > 0.9  # ten outputs of about 0.2
+
+
 def test_unknown_suffix_refused(tmp_path):
     path = tmp_path / "model.pb"
     path.write_bytes(b"x")

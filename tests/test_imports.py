@@ -82,7 +82,7 @@ def test_the_tree_shows_core_camera_and_tools():
 def test_loading_an_onnx_model_does_not_run_the_protobuf_parser():
     code = ("from edge_runtime import load_model, bundled_model_path\n"
             "load_model(bundled_model_path('onnx')).close()")
-    assert "edge_runtime.tools.onnx_proto" not in modules_after(code)
+    assert "edge_runtime.core.onnx_proto" not in modules_after(code)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["data", "--help"], ["train", "--help"]])

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.core.backends import Backend, TensorSpec, open_backend
-from edge_runtime.tools.onnx_proto import OnnxModel, read_model
+from edge_runtime.core.onnx_proto import OnnxModel, read_model
 
 
 @dataclass

@@ -63,6 +63,7 @@ class OnnxRuntimeBackend(Backend):
         self.version = ort.__version__
         self.threads = threads
         data, self.checksum = read_checked(self.path)  # the runtime gets the very bytes that were checked
+        self._data = data  # output_step reads the graph from them
         try:
             self._open(ort, data, threads)
         except FmnistEdgeError:
@@ -81,6 +82,15 @@ class OnnxRuntimeBackend(Backend):
         self._out_names = [self.output.name]
         self.probe()
 
+    def output_step(self) -> float | None:
+        """ONNX Runtime declares a QDQ graph's output as float: its step is the scale of the
+        DequantizeLinear that makes it, read from the graph (only when the probe needs it)."""
+        if self.output.dtype != "float32":
+            return None
+        from edge_runtime.core.onnx_proto import output_step, parse_model
+
+        return output_step(parse_model(self.path, self._data), self.output.name)
+
     def predict(self, images: np.ndarray) -> np.ndarray:
         images = check_images(images)
         feed = images if self._in_dtype == np.uint8 else images.astype(self._in_dtype)
@@ -92,3 +102,4 @@ class OnnxRuntimeBackend(Backend):
 
     def close(self) -> None:
         self._session = None
+        self._data = b""

@@ -1,10 +1,11 @@
-"""Just enough of the protobuf wire format to read an ONNX file's nodes and tensors, for `info`.
+"""Just enough of the protobuf wire format to read an ONNX file's nodes and tensors.
 
 The edge install has onnxruntime but not the `onnx` package. ONNX Runtime hands over a file's
 metadata_props (the backends read them from the session), but not its graph: `info` still wants
-the operator counts and the scale and zero point a QDQ graph quantizes its input with, so it
-parses the file itself. Nothing else does: loading a model never runs this parser. Field numbers
-are those of onnx/onnx.proto3.
+the operator counts and the scale and zero point a QDQ graph quantizes its input with, and the
+load probe of an int8 file whose answer misses a sum of 1 by more than float rounding wants the
+step its output is quantized in, so they parse the file themselves. Loading a file whose answer
+is within float rounding never runs this parser. Field numbers are those of onnx/onnx.proto3.
 """
 
 from __future__ import annotations
@@ -111,7 +112,16 @@ def read_model(path: str | Path) -> OnnxModel:
     """Parse an .onnx file; a damaged or truncated one is a one-line FmnistEdgeError."""
     path = Path(path)
     try:
-        model = parse_message(path.read_bytes())
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FmnistEdgeError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_model(path, data)
+
+
+def parse_model(path: Path, data: bytes) -> OnnxModel:
+    """Parse the bytes of an .onnx file; damaged or truncated ones are a one-line FmnistEdgeError."""
+    try:
+        model = parse_message(data)
         if 7 not in model:
             raise _Truncated
         out = OnnxModel(producer=_text(model, 2))
@@ -131,6 +141,18 @@ def read_model(path: str | Path) -> OnnxModel:
                 out.initializers[name] = value
     except (_Truncated, UnicodeDecodeError, ValueError, IndexError):
         raise FmnistEdgeError(f"{path}: damaged or truncated ONNX file; export it again") from None
-    except OSError as exc:
-        raise FmnistEdgeError(f"{path}: cannot read ({exc.strerror})") from None
     return out
+
+
+def output_step(model: OnnxModel, output: str) -> float | None:
+    """The step between the values graph output `output` can take: the scale of the DequantizeLinear
+    that makes it (a QDQ graph's quantized softmax), or None when a float operator makes it."""
+    for op_type, inputs, outputs in model.nodes:
+        if output in outputs:
+            if op_type != "DequantizeLinear" or len(inputs) < 2:
+                return None
+            scale = model.initializers.get(inputs[1])
+            if scale is None or scale.size != 1 or not np.isfinite(scale).all():
+                return None
+            return abs(float(scale.reshape(())))
+    return None
