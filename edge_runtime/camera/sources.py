@@ -9,6 +9,7 @@ gap is reported instead of crashing or hanging.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -21,6 +22,11 @@ import numpy as np
 from edge_runtime.core.errors import FmnistEdgeError
 
 log = logging.getLogger(__name__)
+
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    # OpenCV's own "[ WARN ] can't open camera by index" lines would come before the one line that says
+    # what failed and what to try; OPENCV_LOG_LEVEL=WARNING brings them back for debugging a camera.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 PICAMERA = "picamera"
 MAX_GAPS = 100
