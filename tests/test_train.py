@@ -218,7 +218,8 @@ def test_fine_tune_recipe_fills_what_flags_leave():
     assert (tuned.epochs, tuned.lr, tuned.val_split, tuned.photo_batch, tuned.photo_variants, tuned.set_focus,
             tuned.ood_weight) == (2, 5e-4, 0.0, 4, 16, 0.5, 1.0)
     assert tuned.photo_augment_params == {"max_scale": 1.0, "shift": 0.08} and tuned.augment_config.erase_prob == 0.5
-    assert (tuned.teachers, tuned.distill_weight, tuned.distill_temperature) == (("bundled",), 0.5, 2.0)  # no forgetting
+    # the starting model teaches: learning without forgetting
+    assert (tuned.teachers, tuned.distill_weight, tuned.distill_temperature) == (("bundled",), 0.5, 2.0)
     chosen = TrainConfig.from_recipe(init="x.keras", epochs=3, lr=1e-3, photo_variants=0, teachers=("t.keras",))
     assert (chosen.epochs, chosen.lr, chosen.photo_variants, chosen.teachers) == (3, 1e-3, 0, ("t.keras",))
     fresh = TrainConfig.from_recipe("edge", teachers=())
