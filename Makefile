@@ -13,15 +13,9 @@ BUNDLE ?= runs/bundle
 ZOO ?= runs/zoo
 ZOO_ARCHS ?= seed-a seed-b seed-c seed-d edge
 ZOO_MODELS = $(foreach arch,$(ZOO_ARCHS),$(ZOO)/$(arch)/model.keras)
-BUNDLE_ARCH ?= edge
-# The bundled model's recipe on top of its architecture's: every training image and every real photo
-# (the recipe was chosen on splits of both), each photo as 16 augmented full-size frames, set focus and
-# a strong pull to "unsure" where no class fits, and the previous bundled model's answers distilled
-# alongside the labels (toolkit/bundled/teacher_int8.tflite: the edge model distilled from the zoo).
-# BUNDLE_TEACHERS='$(ZOO_MODELS)' distils from the zoo instead (trained first when missing, about 2 h).
-BUNDLE_TEACHERS ?= toolkit/bundled/teacher_int8.tflite
-BUNDLE_FLAGS ?= --val-split 0 --distill-weight 0.5 --distill-temperature 2 --photo-split all --photo-variants 16 \
-  --photo-augment max_scale=1.0 --photo-augment shift=0.08 --set-focus 0.5 --ood-weight 1.0
+# The bundled model's recipe is toolkit/recipes/bundled.toml (`fmnist-edge recipes bundled` prints it);
+# BUNDLE_RECIPE=FILE builds another.
+BUNDLE_RECIPE ?= bundled
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
 APT_PACKAGES := dataset-fashion-mnist
 
@@ -89,10 +83,9 @@ wheel: venv
 	@ls dist/*.whl
 
 # The int8 models inside edge_runtime/core/models and the Keras file they come from (where
-# `train --init bundled` starts): the recipe, through the export gate (about 45 min on one core).
-bundled-model: setup $(BUNDLE_TEACHERS)
-	$(CLI) train --arch $(BUNDLE_ARCH) $(BUNDLE_FLAGS) $(addprefix --teacher ,$(BUNDLE_TEACHERS)) \
-	  --photos $(PHOTOS) --out $(BUNDLE)
+# `train --init bundled` starts): the bundled recipe, through the export gate (about 45 min on one core).
+bundled-model: setup
+	$(CLI) train --recipe $(BUNDLE_RECIPE) --photos $(PHOTOS) --out $(BUNDLE)
 	$(CLI) export $(BUNDLE)/model.keras --int8 --micro --out $(BUNDLE)/export
 	cp $(BUNDLE)/export/model_int8.tflite edge_runtime/core/models/default_int8.tflite
 	cp $(BUNDLE)/export/model_int8.onnx edge_runtime/core/models/default_int8.onnx

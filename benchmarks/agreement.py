@@ -22,8 +22,8 @@ import numpy as np
 
 def save(out: Path, models: list[str], cpu: str) -> None:
     from edge_runtime.core.backends import predict_file
-    from edge_runtime.tools.bench import display_names
-    from toolkit import data
+    from edge_runtime.report.tables import display_names
+    from edge_runtime.data import fashion_mnist as data
 
     images, labels = data.load_split("test")
     names = display_names(models)
@@ -34,7 +34,7 @@ def save(out: Path, models: list[str], cpu: str) -> None:
 
 
 def compare(a: Path, b: Path, markdown: bool) -> str:
-    from edge_runtime.tools.tables import markdown_table, text_table
+    from edge_runtime.report.tables import markdown_table, text_table
 
     with np.load(a) as first, np.load(b) as second:
         labels = first["labels"]

@@ -29,7 +29,7 @@ def run_once(video: Path, model: str | None, threads: int) -> dict:
 
 
 def main() -> int:
-    from toolkit import data
+    from edge_runtime.data import fashion_mnist as data
     from toolkit.synthetic import write_video
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -49,7 +49,7 @@ def main() -> int:
     median_fps = statistics.median(r["fps"] for r in runs)
     stages = best["stage_ms"]
     if args.markdown:
-        from edge_runtime.tools.tables import markdown_table
+        from edge_runtime.report.tables import markdown_table
 
         headers = ["frames", "runs", "best FPS", "median FPS", "p50 ms", "p99 ms", "decode+wait ms", "preprocess ms",
                    "inference ms", "draw ms"]

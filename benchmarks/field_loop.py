@@ -37,8 +37,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from real_photos import model_probs, score  # noqa: E402
 
 from edge_runtime.core.files import write_json_atomic  # noqa: E402
-from edge_runtime.tools import photos as photomod  # noqa: E402
-from edge_runtime.tools.plots import pyplot, save_figure  # noqa: E402
+from edge_runtime.data import photos as photomod  # noqa: E402
+from edge_runtime.report.plots import pyplot, save_figure  # noqa: E402
 
 
 def user_folder(root: str, classes: tuple[str, ...], k: int, seed: int, dest: Path) -> list[str]:
@@ -73,7 +73,7 @@ def evaluate(model: str, held: list, images: np.ndarray, test: tuple, classes: t
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    from toolkit.data import load_split
+    from edge_runtime.data.fashion_mnist import load_split
 
     out, classes = Path(args.out), tuple(args.classes)
     held = photomod.load_photos(args.photos, "held-out")

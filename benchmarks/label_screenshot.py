@@ -53,7 +53,7 @@ def browser(profile: Path):
 def main(argv: list[str] | None = None) -> int:
     from selenium.webdriver.common.by import By
 
-    from toolkit.data import load_split
+    from edge_runtime.data.fashion_mnist import load_split
     from toolkit.synthetic import write_video
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

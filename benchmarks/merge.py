@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from edge_runtime.tools.tables import markdown_table
+from edge_runtime.report.tables import markdown_table
 
 
 def machine_name(report: dict, path: Path) -> str:

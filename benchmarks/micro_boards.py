@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge_runtime.tools import micro  # noqa: E402
+from edge_runtime.core import micro  # noqa: E402
 
 KB = 1024
 FIRMWARE_FLASH = 200 * KB

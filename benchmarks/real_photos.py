@@ -1,6 +1,6 @@
 """The camera's five numbers for model files, on real photos, through the edge runtime only.
 
-Every photo goes through edge_runtime.preprocess.preprocess_frame (what `fmnist-edge predict` and
+Every photo goes through edge_runtime.camera.preprocess.preprocess_frame (what `fmnist-edge predict` and
 `camera` do) and the model file's backend (LiteRT or ONNX Runtime): no TensorFlow, so this runs on
 a base install. For each model it prints
 
@@ -30,6 +30,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +38,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from edge_runtime.data import photos as photomod  # noqa: E402
+from edge_runtime.data.scoring import right_answers, score_photos  # noqa: E402
+from edge_runtime.report.metrics import reliability  # noqa: E402
 from edge_runtime.tools.evaluate import predict_all  # noqa: E402
-from edge_runtime.tools import photos as photomod  # noqa: E402
-from edge_runtime.tools.metrics import reliability  # noqa: E402
 
 
 def model_probs(spec: str, images: np.ndarray, flip: bool) -> np.ndarray:
@@ -53,38 +55,24 @@ def model_probs(spec: str, images: np.ndarray, flip: bool) -> np.ndarray:
 
 
 def score(probs: np.ndarray, chosen: list, min_score: float, left_out: tuple[str, ...]) -> dict:
-    top, conf = probs.argmax(axis=1), probs.max(axis=1)
+    """The one scorer's figures (edge_runtime.data.scoring), and with `left_out` those of the left-out
+    classes and of the others apart."""
+    out = asdict(score_photos(chosen, probs, min_score))
     known = np.array([bool(p.accepted) for p in chosen])
-    right = np.array([int(t) in p.accepted for t, p in zip(top, chosen, strict=True)])
-    cls = np.array([p.photo_class for p in chosen])
-    keep = conf >= min_score
-    seen = known & ~np.isin(cls, left_out)
-    out = {
-        "in_distribution": {"n": int(known.sum()), "accuracy": round(float(right[known].mean()), 4)},
-        "seen_classes": {"n": int(seen.sum()), "accuracy": round(float(right[seen].mean()), 4) if seen.any() else None},
-        "left_out": None,
-        "ood_unsure": {"n": int((~known).sum()),
-                       "share": round(float((~keep[~known]).mean()), 4) if (~known).any() else None,
-                       "mean_confidence": round(float(conf[~known].mean()), 4) if (~known).any() else None},
-        "in_labelled": {"share": round(float(keep[known].mean()), 4),
-                        "accuracy_of_labelled": round(float(right[known & keep].mean()), 4) if (known & keep).any()
-                        else None},
-        "per_class": {},
-    }
+    right = right_answers(chosen, probs)
+    out["reliability"], _ = reliability(probs.max(axis=1)[known], right[known])
+    out["left_out"] = out["seen"] = None
     if left_out:
-        pick = known & np.isin(cls, left_out)
-        out["left_out"] = {"classes": list(left_out), "n": int(pick.sum()),
-                           "accuracy": round(float(right[pick].mean()), 4) if pick.any() else None}
-    for name in sorted(set(cls)):
-        pick = cls == name
-        entry = {"n": int(pick.sum()), "labelled": round(float(keep[pick].mean()), 4)}
-        if known[pick].any():
-            entry["accuracy"] = round(float(right[pick].mean()), 4)
-        out["per_class"][name] = entry
-    out["reliability"], out["ece"] = reliability(conf[known], right[known])
-    # Open set: a label on an out-of-distribution photo is a wrong label.
-    _, out["open_set_ece"] = reliability(conf, right & known)
+        pick = np.array([p.photo_class in left_out for p in chosen])
+        out["left_out"] = {"classes": list(left_out), **_accuracy(probs[pick], [p for p in chosen if p.photo_class
+                                                                                 in left_out], min_score)}
+        out["seen"] = _accuracy(probs[~pick], [p for p in chosen if p.photo_class not in left_out], min_score)
     return out
+
+
+def _accuracy(probs: np.ndarray, chosen: list, min_score: float) -> dict:
+    scored = score_photos(chosen, probs, min_score)
+    return {"n": scored.photos, "accuracy": scored.accuracy if scored.photos else None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +105,7 @@ def measure(args: argparse.Namespace, chosen: list, images: np.ndarray) -> list[
     """Each model's rows on the chosen photos, and on the Fashion-MNIST test set unless --no-test."""
     test = None
     if not args.no_test:
-        from toolkit.data import load_split
+        from edge_runtime.data.fashion_mnist import load_split
 
         test = load_split("test", args.data_dir)
     results = []
@@ -142,19 +130,16 @@ def print_tables(results: list[dict], left_out: tuple[str, ...]) -> None:
     names = [r["model"] for r in results]
     print("| row | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
-    rows = [
-        ("1. in-distribution photos right", lambda r: f"{pct(r['in_distribution']['accuracy'])} "
-                                                      f"of {r['in_distribution']['n']}"),
-    ]
+    rows = [("1. in-distribution photos right", lambda r: f"{pct(r['accuracy'])} of {r['photos']}")]
     if left_out:
         rows += [(f"2. left-out {'+'.join(left_out)} right (unseen-type proxy)",
                   lambda r: f"{pct(r['left_out']['accuracy'])} of {r['left_out']['n']}"),
-                 ("   the other classes right", lambda r: pct(r["seen_classes"]["accuracy"]))]
+                 ("   the other classes right", lambda r: pct(r["seen"]["accuracy"]))]
     rows += [
-        ("3. hats, shorts, skirts unsure", lambda r: f"{pct(r['ood_unsure']['share'])} of {r['ood_unsure']['n']}"
-                                                    f" (mean top {r['ood_unsure']['mean_confidence']:.2f})"),
+        ("3. hats, shorts, skirts unsure", lambda r: f"{pct(r['ood_unsure'])} of {r['ood_photos']}"
+                                                    f" (mean top {r['ood_mean_confidence']:.2f})"),
         ("4. in-distribution labelled (right of those)",
-         lambda r: f"{pct(r['in_labelled']['share'])} ({pct(r['in_labelled']['accuracy_of_labelled'])})"),
+         lambda r: f"{pct(r['labelled'])} ({pct(r['labelled_right'])})"),
         ("5. Fashion-MNIST test", lambda r: pct(r.get("fmnist_test_accuracy"))),
         ("ECE in-distribution / open-set / test",
          lambda r: f"{r['ece']:.3f} / {r['open_set_ece']:.3f} / "
@@ -165,18 +150,11 @@ def print_tables(results: list[dict], left_out: tuple[str, ...]) -> None:
     print("\nPer photo class: accuracy (labelled at --min-score)\n")
     print("| class | n | " + " | ".join(names) + " |")
     print("|---|---:|" + "---:|" * len(names))
-    for cls, entry in results[0]["per_class"].items():
-        cells = []
-        for r in results:
-            e = r["per_class"][cls]
-            cells.append(f"{pct(e['accuracy'])} ({pct(e['labelled'])})" if "accuracy" in e
-                         else f"unsure {pct(1 - e['labelled'])}")
-        print(f"| {cls} | {entry['n']} | " + " | ".join(cells) + " |")
+    for cls, n in results[0]["per_class_photos"].items():
+        cells = [f"{pct(r['per_class'][cls])} ({pct(r['per_class_labelled'][cls])})" if cls in r["per_class"]
+                 else f"unsure {pct(1 - r['per_class_labelled'][cls])}" for r in results]
+        print(f"| {cls} | {n} | " + " | ".join(cells) + " |")
     print("\nReliability on in-distribution photos: bin: n, mean confidence -> accuracy\n")
     for r in results:
         bins = "; ".join(f"{b['bin']}: {b['n']}, {b['confidence']:.2f}->{b['accuracy']:.2f}" for b in r["reliability"])
         print(f"- {r['model']}: {bins}")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -57,7 +57,7 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
 
 
 def plot(rows: list[dict], x_key: str, x_label: str, path: Path) -> None:
-    from edge_runtime.tools.plots import pyplot, save_figure
+    from edge_runtime.report.plots import pyplot, save_figure
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -142,7 +142,7 @@ def _file_row(r: dict) -> list[str]:
 
 def render(archs: list[dict], rows: list[dict], device: dict, photos: dict, args) -> str:
     from edge_runtime.tools.bench import device_line
-    from edge_runtime.tools.tables import markdown_table
+    from edge_runtime.report.tables import markdown_table
 
     t1 = min(int(t) for t in args.threads.split(","))
     lines = ["# Benchmarks", "",

@@ -32,7 +32,7 @@ BOUNDARY = b"soak-frame"
 
 
 def jpeg_frames(count: int = 60) -> list[bytes]:
-    from toolkit import data
+    from edge_runtime.data import fashion_mnist as data
     from toolkit.synthetic import render_frame
 
     images, _ = data.load_split("test", limit=count)

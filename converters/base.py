@@ -13,14 +13,19 @@ class ExportError(FmnistEdgeError):
 
 @dataclass(frozen=True)
 class Target:
-    """One file to export: a format and a precision."""
+    """One file (or, for micro, one folder) to export: a format and a precision."""
 
-    format: str  # "tflite" or "onnx"
+    format: str  # "tflite", "onnx" or "micro"
     precision: str  # "fp32", "fp16", "dynamic" or "int8"
 
     @property
     def filename(self) -> str:
-        return f"model_{self.precision}.{self.format}"
+        return "micro" if self.format == "micro" else f"model_{self.precision}.{self.format}"
+
+    @property
+    def gate(self) -> str:
+        """The gate rule it is held to (converters.validate.GateLimits): its precision's, or "micro"."""
+        return "micro" if self.format == "micro" else self.precision
 
 
 @dataclass

@@ -23,36 +23,51 @@ import numpy as np
 from converters import metadata as meta
 from converters import onnx as onnx_conv
 from converters import references
-from converters import tf as tf_loader
 from converters import tflite as tflite_conv
 from converters.base import ExportedModel, ExportError, Target
 from converters.validate import GateError, GateLimits, Reference, check
 from edge_runtime.core.backends import open_backend, predict_file
-from edge_runtime.core.errors import first_line
-from edge_runtime.core.files import atomic_path, temp_beside, write_json_atomic
+from edge_runtime.core.files import temp_beside, write_json_atomic
 from edge_runtime.core.metadata import ModelMetadata, onnx_metadata_props, tflite_with_metadata
 from edge_runtime.core.modelfile import ONNX_CHECKSUM_KEY, ONNX_REFERENCES_KEY, PLACEHOLDER, seal
 from edge_runtime.core.references import References
-from edge_runtime.tools.tables import text_table
+from edge_runtime.report.tables import text_table
 
 log = logging.getLogger(__name__)
 
-FORMATS = {"tflite": tflite_conv.PRECISIONS, "onnx": onnx_conv.PRECISIONS}
-FORMAT_CHOICES = (*FORMATS, "all")
+
+@dataclass(frozen=True)
+class Format:
+    precisions: tuple[str, ...]
+    made_from: Target | None = None
+    """Another target whose file this one is made from (micro: the int8 TFLite file), not from Keras."""
+    flag: str = ""
+    """The export flag that asks for it, where `--format` does not (micro: --micro)."""
+
+
+FORMATS = {"tflite": Format(tflite_conv.PRECISIONS), "onnx": Format(onnx_conv.PRECISIONS),
+           "micro": Format(("int8",), made_from=Target("tflite", "int8"), flag="--micro")}
+"""Every export format, its precisions, and what it is made from."""
+FORMAT_CHOICES = (*(f for f, spec in FORMATS.items() if not spec.flag), "all")
 """What `export --format` takes."""
 
 
 def plan(fmt: str = "all", int8: bool = False, fp16: bool = False, dynamic: bool = False,
          micro: bool = False) -> list[Target]:
-    """fp32 for each format, plus each precision asked for where the format has it."""
-    formats = list(FORMATS) if fmt == "all" else [fmt]
-    if micro and not (int8 and "tflite" in formats):
-        raise ExportError("--micro is made from the int8 TFLite file: add --int8, with --format tflite or all")
+    """fp32 for each format, plus each precision asked for where the format has it; micro last, after
+    the file it is made from."""
+    formats = [f for f in FORMATS if not FORMATS[f].flag] if fmt == "all" else [fmt]
     asked = ["fp32"] + [p for p, on in (("fp16", fp16), ("dynamic", dynamic), ("int8", int8)) if on]
     for precision in asked:
-        if not any(precision in FORMATS[f] for f in formats):
+        if not any(precision in FORMATS[f].precisions for f in formats):
             raise ExportError(f"{fmt} export has no {precision} precision; use --format tflite for it")
-    return [Target(f, p) for f in formats for p in asked if p in FORMATS[f]]
+    targets = [Target(f, p) for f in formats for p in asked if p in FORMATS[f].precisions]
+    if micro:
+        source = FORMATS["micro"].made_from
+        if source not in targets:
+            raise ExportError("--micro is made from the int8 TFLite file: add --int8, with --format tflite or all")
+        targets.append(Target("micro", "int8"))
+    return targets
 
 
 def calibration_set(images: np.ndarray, labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -101,10 +116,10 @@ class _Converter:
             self._onnx_fp32 = onnx_conv.to_onnx(self.model)
         proto = self._onnx_fp32 if target.precision == "fp32" else \
             onnx_conv.quantize(self._onnx_fp32, target.precision, self.calibration)
-        return lambda m, refs: _onnx_bytes(proto, m, refs)
+        return lambda m, refs: onnx_bytes(proto, m, refs)
 
 
-def _onnx_bytes(proto, metadata: ModelMetadata | None, refs: References | None) -> bytes:
+def onnx_bytes(proto, metadata: ModelMetadata | None, refs: References | None) -> bytes:
     """The serialized model; with metadata, also the references and, last, the checksum of its bytes."""
     import onnx
 
@@ -129,7 +144,7 @@ def _install(target: Target, out: Path, render: Callable, ref: Reference, arch: 
     try:
         tmp.write_bytes(render(None, None))
         probs = predict_file(tmp, ref.images)
-        row = check(final, target.format, target.precision, probs, ref, limits)
+        row = check(final, target, probs, ref, limits)
         with open_backend(tmp) as backend:
             info = meta.build(target.format, target.precision, arch, source_sha, backend.input, n_calib,
                               row.accuracy)
@@ -153,7 +168,7 @@ def micro_export(source: Path, out: Path, images: np.ndarray, labels: np.ndarray
                  limits: GateLimits | None = None) -> ExportedModel:
     """OUT/micro from an int8 TFLite file, gated against LiteRT on the same test images."""
     from converters import micro
-    from edge_runtime.tools import micro as tflm
+    from edge_runtime.core import micro as tflm
 
     limits = limits or GateLimits()
     model = tflm.read_int8(source)
@@ -161,9 +176,9 @@ def micro_export(source: Path, out: Path, images: np.ndarray, labels: np.ndarray
     arena = tflm.example_arena(tflm.measure_arena(model))
     litert = predict_file(source, images)
     tflm_probs = tflm.tflm_predict(model, images, arena)
-    row = check(out / "micro", "micro", "micro", tflm_probs, Reference(images, labels, litert), limits,
+    row = check(out / "micro", Target("micro", "int8"), tflm_probs, Reference(images, labels, litert), limits,
                 size_bytes=len(model.flatbuffer))
-    row.precision, row.arena_bytes = "int8", arena
+    row.arena_bytes = arena
     right = np.flatnonzero((tflm_probs.argmax(1) == labels) & (litert.argmax(1) == labels))
     sample = int(right[0]) if len(right) else 0
     tmp = Path(tempfile.mkdtemp(prefix=".micro.", dir=out))
@@ -175,30 +190,35 @@ def micro_export(source: Path, out: Path, images: np.ndarray, labels: np.ndarray
     return row
 
 
-def export(keras_path: str | Path, out: str | Path, targets: list[Target], calibration: np.ndarray,
-           test_images: np.ndarray, test_labels: np.ndarray, limits: GateLimits | None = None,
-           micro: bool = False) -> ExportReport:
-    """Export, gate and install every target; raise GateError listing every failure after trying all."""
-    _, keras = tf_loader.load()
+def _made_from(target: Target, rows: list[ExportedModel], out: Path, ref: Reference,
+               limits: GateLimits) -> ExportedModel:
+    """A target made from another exported file (micro from the int8 TFLite file), if that one passed."""
+    source = FORMATS[target.format].made_from
+    row = next(r for r in rows if (r.format, r.precision) == (source.format, source.precision))
+    if not row.passed:
+        return ExportedModel(path=str(out / target.filename), format=target.format, precision=target.precision,
+                             size_bytes=0, accuracy=0.0, top1_agreement=0.0, max_abs_diff=0.0, passed=False,
+                             failures=[f"not made: the {source.precision} {source.format} file it is made from "
+                                       "failed its gate"])
+    return micro_export(out / source.filename, out, ref.images, ref.labels, limits)
+
+
+def export(model, keras_path: str | Path, out: str | Path, targets: list[Target], calibration: np.ndarray,
+           test_images: np.ndarray, test_labels: np.ndarray, limits: GateLimits | None = None) -> ExportReport:
+    """Export, gate and install every target of a loaded Keras `model` (read from `keras_path`, whose
+    SHA-256 the files carry); raise GateError listing every failure after trying all."""
     keras_path, out, limits = Path(keras_path), Path(out), limits or GateLimits()
-    try:
-        model = keras.models.load_model(keras_path, compile=False)
-    except Exception as exc:
-        raise ExportError(f"{keras_path}: not a loadable Keras model ({first_line(exc)})") from None
     source_sha = meta.sha256_file(keras_path)
     ref = Reference(test_images, test_labels, model.predict(test_images.astype(np.float32), batch_size=1000, verbose=0))
     convert = _Converter(model, calibration)
-    rows = []
+    rows: list[ExportedModel] = []
     for target in targets:
         log.info("exporting %s %s", target.format, target.precision)
-        rows.append(_install(target, out, convert(target), ref, model.name, source_sha, len(calibration), limits))
-    if micro:
-        log.info("exporting micro int8 (TensorFlow Lite Micro)")
-        int8 = next(r for r in rows if (r.format, r.precision) == ("tflite", "int8"))
-        rows.append(micro_export(out / "model_int8.tflite", out, ref.images, ref.labels, limits)
-                    if int8.passed else ExportedModel(
-            str(out / "micro"), "micro", "int8", 0, 0.0, 0.0, 0.0, False,
-            ["not made: the int8 TFLite file it is made from failed its gate"]))
+        if FORMATS[target.format].made_from is not None:
+            rows.append(_made_from(target, rows, out, ref, limits))
+        else:
+            rows.append(_install(target, out, convert(target), ref, model.name, source_sha, len(calibration),
+                                 limits))
     report = ExportReport(str(keras_path), source_sha, model.name, ref.accuracy, len(calibration),
                           len(test_images), rows)
     write_json_atomic(out / "export_report.json", report.to_dict())
@@ -207,30 +227,4 @@ def export(keras_path: str | Path, out: str | Path, targets: list[Target], calib
     return report
 
 
-def restamp(path: str | Path, test_images: np.ndarray, test_labels: np.ndarray,
-            limits: GateLimits | None = None) -> None:
-    """Give a file exported before references and checksums existed both, without converting it again:
-    the model bytes stay, its metadata stays, its own answers on the test set become its references.
-    The file is replaced atomically, and only if it still gives exactly the same answers."""
-    path, limits = Path(path), limits or GateLimits()
-    with open_backend(path) as backend:
-        if backend.metadata is None:
-            raise ExportError(f"{path}: carries no fmnist-edge metadata; export it with fmnist-edge instead")
-        probs = backend.predict_batches(test_images)
-        refs = references.build(test_images, test_labels, probs, backend, limits.rule(backend.metadata.precision))
-        info = backend.metadata
-    if path.suffix.lower() == ".tflite":
-        data = tflite_with_metadata(path.read_bytes(), info, refs.to_bytes())
-    else:
-        import onnx
-
-        proto = onnx.load_from_string(path.read_bytes())
-        del proto.metadata_props[:]
-        data = _onnx_bytes(proto, info, refs)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-        if not np.array_equal(predict_file(tmp, test_images), probs):
-            raise ExportError(f"{path}: stamping changed the model's answers; the file was left as it was")
-
-
-__all__ = ["FORMATS", "ExportReport", "calibration_set", "export", "plan", "restamp"]
+__all__ = ["FORMATS", "ExportReport", "calibration_set", "export", "onnx_bytes", "plan"]

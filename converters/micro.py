@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from converters.base import ExportError
-from edge_runtime.tools.micro import MicroModel
+from edge_runtime.core.micro import MicroModel
 
 OPS = {
     "ADD": "AddAdd", "AVERAGE_POOL_2D": "AddAveragePool2D", "CONCATENATION": "AddConcatenation",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.base import ExportedModel
+from converters.base import ExportedModel, Target
 from edge_runtime.core.errors import FmnistEdgeError
 
 
@@ -61,23 +61,25 @@ class GateError(FmnistEdgeError):
         self.report = report
 
 
-def check(path: Path, fmt: str, precision: str, probs: np.ndarray, ref: Reference,
+def check(path: Path, target: Target, probs: np.ndarray, ref: Reference,
           limits: GateLimits = GateLimits(), size_bytes: int = 0) -> ExportedModel:
-    """Compare a file's probabilities on the test set with Keras's; `passed` only if every check holds."""
+    """Compare a file's probabilities on the test set with the reference's (Keras's; LiteRT's for micro)
+    under the target's gate rule; `passed` only if every check holds."""
+    gate = target.gate
     accuracy = float((probs.argmax(axis=1) == ref.labels).mean())
     agreement = float((probs.argmax(axis=1) == ref.probs.argmax(axis=1)).mean())
     n = min(limits.diff_images, len(probs))
     max_diff = float(np.abs(probs[:n] - ref.probs[:n]).max())
     failures = []
-    if precision == "fp32" and not max_diff <= limits.fp32_max_abs_diff:
+    if gate == "fp32" and not max_diff <= limits.fp32_max_abs_diff:
         failures.append(f"max abs difference {max_diff:.2e} > {limits.fp32_max_abs_diff:.0e}")
-    floor = limits.min_agreement.get(precision)
+    floor = limits.min_agreement.get(gate)
     if floor is not None and not agreement >= floor:
         failures.append(f"top-1 agreement {agreement:.4f} < {floor}")
-    drop_limit = limits.max_accuracy_drop.get(precision)
+    drop_limit = limits.max_accuracy_drop.get(gate)
     drop = ref.accuracy - accuracy
     if drop_limit is not None and not drop <= drop_limit + 1e-12:
         failures.append(f"accuracy drop {100 * drop:.2f} pp > {100 * drop_limit:.1f} pp")
-    return ExportedModel(path=str(path), format=fmt, precision=precision, size_bytes=size_bytes,
+    return ExportedModel(path=str(path), format=target.format, precision=target.precision, size_bytes=size_bytes,
                          accuracy=accuracy, top1_agreement=agreement, max_abs_diff=max_diff,
                          passed=not failures, failures=failures)

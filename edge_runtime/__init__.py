@@ -4,9 +4,11 @@
     model = load_model()              # the bundled int8 model, or load_model("model_int8.onnx")
     probs = model.predict(images)     # uint8 [N,28,28,1] raw pixels -> float32 [N,10]
 
-Three parts, one sub-package each: `core` (backends, load_model, metadata, the bundled models),
-`camera` (sources, frame preprocessing, smoothing, the per-frame pipeline and its sinks) and
-`tools` (predict, evaluate, bench, info, device, metrics, plots).
+One sub-package per part: `core` (backends, load_model, metadata, the bundled models), `data`
+(Fashion-MNIST files, photo folders, their scoring), `camera` (sources, frame preprocessing,
+smoothing, the per-frame pipeline and its sinks), `field` (collecting and labelling frames, adapting
+the model on the device), `tools` (predict, evaluate, bench, verify, info, device), and one home each
+for the report helpers (`report`) and the HTTP plumbing (`web`).
 """
 
 from edge_runtime._version import __version__

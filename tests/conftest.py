@@ -81,7 +81,7 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
 
 @pytest.fixture(scope="session")
 def test_set(fmnist_dir):
-    from toolkit import data
+    from edge_runtime.data import fashion_mnist as data
 
     return data.load_split("test", fmnist_dir)
 
@@ -110,7 +110,7 @@ def tiny_keras(tmp_path_factory, fmnist_dir) -> Path:
     """A small seeded CNN trained for a few seconds (about 85% test accuracy)."""
     import numpy as np
 
-    from toolkit import data
+    from edge_runtime.data import fashion_mnist as data
     from toolkit.tf import keras
 
     keras.utils.set_random_seed(0)

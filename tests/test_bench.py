@@ -73,7 +73,7 @@ def test_bad_thread_list_refused():
 
 
 def test_display_names_tell_same_named_files_apart():
-    from edge_runtime.tools.bench import display_names
+    from edge_runtime.report.tables import display_names
 
     names = display_names(["runs/zoo/edge/export/model_int8.tflite", "runs/zoo/seed-b/export/model_int8.tflite",
                            "runs/zoo/edge/export/model_int8.onnx", "/abs/other.tflite"])

@@ -80,9 +80,15 @@ def test_max_frames_and_record(video, tmp_path):
 
 
 def test_roi(video):
+    """The item is looked for in the region only: every box found lies inside it, where without the
+    region items are found across the whole frame."""
     path, _ = video
-    frames, _ = camera_lines("--source", str(path), "--max-frames", "3", "--roi", "0,0,320,480")
-    assert len(frames) == 3
+    frames, _ = camera_lines("--source", str(path), "--max-frames", "60", "--roi", "0,0,320,480")
+    assert len(frames) == 60
+    boxes = [f["box"] for f in frames if f["found"]]
+    assert boxes and all(x >= 0 and y >= 0 and x + w <= 320 and y + h <= 480 for x, y, w, h in boxes)
+    whole, _ = camera_lines("--source", str(path), "--max-frames", "60")
+    assert any(f["box"][0] + f["box"][2] > 320 for f in whole if f["found"])  # the region changed what was seen
 
 
 def test_missing_device_refused_cleanly():

@@ -15,7 +15,7 @@ import pytest
 from edge_runtime.camera.serve import BOUNDARY, FrameServer
 from edge_runtime.camera.smoothing import UNSURE, LabelSmoother
 from edge_runtime.camera.sources import FileSource, LiveSource, SourceError, kind_of, open_capture
-from edge_runtime.core.address import parse_host_port
+from edge_runtime.web.address import parse_host_port
 from edge_runtime.core.contract import CLASS_NAMES
 from edge_runtime.core.errors import FmnistEdgeError
 

@@ -50,7 +50,7 @@ def test_unknown_architecture_is_a_usage_error():
 
 def test_choices_come_from_the_library_tables():
     from converters.export import FORMAT_CHOICES
-    from edge_runtime.tools.photos import SPLITS
+    from edge_runtime.data.photos import SPLITS
     from toolkit.tune import SPACES, TUNERS
 
     for args, choices in ((["tune", "--tuner", "x"], TUNERS), (["tune", "--space", "x"], SPACES),
@@ -81,13 +81,14 @@ def test_bad_arch_param_is_a_usage_error(pair, message):
 @pytest.mark.train
 def test_arch_params_reach_the_model(tmp_path, fmnist_dir):
     from toolkit import models
+    from toolkit.train import TrainConfig
 
     metrics = run_cli_json("train", "--arch", "edge", "--arch-param", "separable=true", "--arch-param", "fc=0",
                            "--arch-param", "dropout=0.2", "--limit", "256", "--epochs", "1",
                            "--data-dir", str(fmnist_dir), "--out", str(tmp_path / "run"))
     assert metrics["config"]["arch_params"] == {"separable": True, "fc": 0, "dropout": 0.2}
-    recipe = models.RECIPES["edge"]  # the edge recipe fills what the command line leaves out
-    assert metrics["config"]["patience"] == recipe["patience"] and metrics["config"]["epochs"] == 1
-    assert metrics["config"]["augment_config"]["erase_prob"] == recipe["erase"]
+    recipe = TrainConfig.from_recipe("edge")  # the edge recipe fills what the command line leaves out
+    assert metrics["config"]["patience"] == recipe.patience and metrics["config"]["epochs"] == 1
+    assert metrics["config"]["augment_config"]["erase_prob"] == recipe.augment_config.erase_prob
     expected = models.build_model("edge", separable=True, fc=0, dropout=0.2)
     assert metrics["params"] == expected.count_params() != models.build_model("edge").count_params()

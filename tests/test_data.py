@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import error_line, run_cli, run_cli_json
 
-from toolkit import data
+from edge_runtime.data import fashion_mnist as data
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -16,6 +16,7 @@ from converters import export as export_mod
 from converters.base import Target
 from converters.validate import GateError
 from edge_runtime.core.backends import open_backend
+from toolkit.keras_io import load_keras_model
 from toolkit.tf import keras
 
 
@@ -218,7 +219,8 @@ def test_gate_failures_are_collected_and_never_replace_good_files(exported, tiny
     blank = np.zeros((1, 28, 28, 1), np.uint8)
     targets = [Target("tflite", "int8"), Target("onnx", "int8")]
     with pytest.raises(GateError) as info:
-        export_mod.export(tiny_keras, target_dir, targets, blank, images[:2000], labels[:2000])
+        export_mod.export(load_keras_model(tiny_keras), tiny_keras, target_dir, targets, blank, images[:2000],
+                          labels[:2000])
     message = str(info.value)
     assert "model_int8.rejected.tflite" in message and "model_int8.rejected.onnx" in message
     assert "top-1 agreement" in message and "accuracy drop" in message
@@ -241,7 +243,8 @@ def test_interrupted_export_leaves_the_old_file(exported, tiny_keras, test_set, 
     monkeypatch.setattr(export_mod, "predict_file", crash)  # dies after the new bytes are on disk
     images, labels = test_set
     with pytest.raises(KeyboardInterrupt):
-        export_mod.export(tiny_keras, target_dir, [Target("tflite", "fp32")], images[:10], images[:100], labels[:100])
+        export_mod.export(load_keras_model(tiny_keras), tiny_keras, target_dir, [Target("tflite", "fp32")],
+                          images[:10], images[:100], labels[:100])
     assert (target_dir / "model_fp32.tflite").read_bytes() == good
     assert sorted(p.name for p in target_dir.iterdir()) == ["model_fp32.tflite"]
 
@@ -316,7 +319,7 @@ def test_micro_op_resolver_lists_every_operator(micro_export):
 def test_micro_gate_fails_on_a_mismatch(micro_export, test_set, tmp_path, monkeypatch):
     """TFLM answers that disagree with LiteRT (provoked: the runner-up wins on 1% of the images) fail the gate,
     and the sources go to micro.rejected, never to micro."""
-    from edge_runtime.tools import micro as tflm
+    from edge_runtime.core import micro as tflm
 
     out, _ = micro_export
     target = tmp_path / "out"

@@ -23,7 +23,7 @@ import pytest
 from conftest import error_line, run_cli
 
 from edge_runtime.core.contract import CLASS_NAMES
-from edge_runtime.tools import photos
+from edge_runtime.data import photos
 from toolkit.synthetic import write_video
 
 ITEMS, PER_ITEM = 6, 5
@@ -191,7 +191,7 @@ def test_label_page_in_a_browser(collected, tmp_path, browser):
 
 
 def test_label_refuses_what_is_not_a_frame_of_the_folder(collected):
-    from edge_runtime.tools.label import LabelServer
+    from edge_runtime.field.label import LabelServer
 
     server = LabelServer(collected, "127.0.0.1:0")
     threading.Thread(target=server.serve_forever, daemon=True).start()

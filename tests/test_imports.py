@@ -72,10 +72,11 @@ def test_converters_never_import_the_training_side():
 
 
 @needs_source
-def test_the_tree_shows_core_camera_and_tools():
-    """The edge runtime's three parts are its sub-packages, and nothing else lives at its top."""
+def test_the_tree_shows_the_edge_runtimes_parts():
+    """The edge runtime's parts (DESIGN.md's layout) are its sub-packages, and nothing else lives at its top."""
     package = ROOT / "edge_runtime"
-    assert {p.name for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"} == {"core", "camera", "tools"}
+    assert {p.name for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"} == {
+        "core", "data", "camera", "field", "tools", "report", "web"}
     assert {p.name for p in package.glob("*.py")} == {"__init__.py", "_version.py"}
 
 

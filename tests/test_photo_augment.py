@@ -8,7 +8,7 @@ import pytest
 from conftest import run_cli, run_cli_json
 
 from edge_runtime.core.errors import FmnistEdgeError
-from edge_runtime.tools import photos
+from edge_runtime.data import photos
 from toolkit import photo_augment
 
 
@@ -89,7 +89,7 @@ def test_leave_class_out(folder):
 @pytest.mark.train
 def test_set_focus_rewards_the_best_accepted_class():
     from toolkit.tf import tf
-    from toolkit.train import photo_targets, set_valued_loss
+    from toolkit.train.losses import photo_targets, set_valued_loss
 
     y = photo_targets(np.array([[0, 0, 0, 0, 0, 1, 0, 1, 0, 1]], np.float32))
     split = np.array([[0, 0, 0, 0, 0, 0.3, 0, 0.35, 0, 0.35]], np.float32)
@@ -138,7 +138,7 @@ def test_ensemble_with_mirrored_views_averages_both(tmp_path):
 @pytest.mark.train
 def test_rows_no_class_fits_are_not_distilled():
     from toolkit.tf import tf
-    from toolkit.train import photo_targets, set_valued_loss, with_teacher
+    from toolkit.train.losses import photo_targets, set_valued_loss, with_teacher
 
     teacher = np.full((2, 10), 0.01, np.float32)
     teacher[:, 3] = 0.91
@@ -153,7 +153,7 @@ def test_rows_no_class_fits_are_not_distilled():
 @pytest.mark.train
 def test_an_exported_file_teaches_through_the_edge_runtime():
     from edge_runtime import bundled_model_path, load_model
-    from toolkit.train import load_teacher
+    from toolkit.train.teachers import load_teacher
 
     images = np.random.default_rng(2).integers(0, 256, (5, 28, 28, 1)).astype(np.float32)
     answers = load_teacher([str(bundled_model_path())])(images)

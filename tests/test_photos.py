@@ -8,7 +8,8 @@ import pytest
 from conftest import run_cli_json
 
 from edge_runtime.core.errors import FmnistEdgeError
-from edge_runtime.tools import photos
+from edge_runtime.data import photos
+from edge_runtime.data.scoring import score_photos
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_score_counts_any_accepted_class(small_folder):
     probs = np.full((6, 10), 0.01, np.float32)
     for row, cls in enumerate([0, 3, 6, 9, 4, 3]):  # right, wrong, right (Shirt), right (Boot), OOD, right
         probs[row, cls] = 0.91
-    result = photos.score(everything, probs)
+    result = score_photos(everything, probs)
     assert result.photos == 5 and result.accuracy == pytest.approx(0.8)
     assert result.ood_photos == 1 and result.ood_mean_confidence == pytest.approx(0.91)
     assert result.per_class["pants"] == 0.0 and result.per_class["longsleeve"] == 1.0

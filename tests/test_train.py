@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from conftest import run_cli_json
 
-from toolkit.augment import AugmentConfig, augment_batch
+from toolkit.train.augment import augment_batch
+from toolkit.train.config import AugmentConfig
 from toolkit.tf import tf
-from toolkit.train import split_validation
+from toolkit.train.pipeline import split_validation
 
 
 def test_validation_split_is_seeded_and_disjoint():
@@ -112,7 +113,7 @@ def test_short_run_writes_every_file(short_run):
 
 
 def test_saved_model_reproduces_reported_accuracy(short_run, fmnist_dir):
-    from toolkit import data
+    from edge_runtime.data import fashion_mnist as data
     from toolkit.tf import keras
 
     out, metrics = short_run
@@ -136,7 +137,7 @@ def _softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 
 def test_distillation_loss_is_the_scaled_kl_divergence_to_the_softened_teacher():
-    from toolkit.train import set_valued_loss, targets
+    from toolkit.train.losses import set_valued_loss, targets
 
     rng = np.random.default_rng(0)
     student_logits, teacher_logits = rng.normal(size=(6, 10)), rng.normal(size=(6, 10)) * 2
@@ -170,7 +171,7 @@ def _constant_teacher(path, answer: int, outputs: int = 10):
 def test_student_learns_the_teachers_answers(fmnist_dir, tmp_path):
     """Distilling only (weight 1) from a teacher that always says Dress: the student says Dress too,
     although every label says otherwise; the teacher's answers really reach the loss."""
-    from toolkit import data
+    from edge_runtime.data import fashion_mnist as data
     from toolkit.tf import keras
 
     teacher = _constant_teacher(tmp_path / "teacher.keras", answer=3)
@@ -228,12 +229,12 @@ def test_fine_tune_recipe_fills_what_flags_leave():
 
 def test_bundled_keras_file_is_what_the_bundled_models_were_exported_from(fmnist_dir):
     from edge_runtime import load_model
-    from toolkit import data
+    from edge_runtime.data import fashion_mnist as data
     from toolkit.tf import keras
-    from toolkit.train import BUNDLED_KERAS
+    from toolkit.train.config import MODEL_NAMES
 
     images, _ = data.load_split("test", fmnist_dir, limit=1000)
-    keras_top = keras.models.load_model(BUNDLED_KERAS, compile=False).predict(
+    keras_top = keras.models.load_model(MODEL_NAMES["bundled"], compile=False).predict(
         images.astype(np.float32), verbose=0).argmax(axis=1)
     assert (load_model().predict(images).argmax(axis=1) == keras_top).mean() >= 0.99  # int8 against float
 
@@ -242,7 +243,7 @@ def test_fine_tune_from_the_bundled_model_on_a_labelled_folder(fmnist_dir, tmp_p
     """A collected folder's labelled frames (camera --collect, then label), every one trained on."""
     import cv2
 
-    from edge_runtime.tools import photos
+    from edge_runtime.data import photos
 
     monkeypatch.setenv("FMNIST_EDGE_PHOTO_BANK", str(tmp_path / "bank"))
     folder = tmp_path / "collected"

@@ -13,6 +13,7 @@ import pytest
 from conftest import error_line, run_cli, run_cli_json
 
 from toolkit import models
+from toolkit.train import TrainConfig
 
 GRID = {"lr": {0.001, 0.0001, 1e-05}, "batch_size": {32, 64, 128}, "dropout": {0.1, 0.3, 0.5}}
 QUICK = ["--epochs", "1", "--limit", "300"]
@@ -94,7 +95,8 @@ def test_edge_space_builds_the_edge_family(tmp_path, fmnist_dir):
         assert (int(row["params"]), int(row["macs"])) == (model.count_params(), models.count_macs(model))
     metrics = json.loads((tmp_path / "best" / "metrics.json").read_text())
     assert metrics["arch"] == "edge"
-    assert metrics["config"]["augment_config"]["erase_prob"] == models.RECIPES["edge"]["erase"]  # edge's recipe
+    edge = TrainConfig.from_recipe("edge")
+    assert metrics["config"]["augment_config"]["erase_prob"] == edge.augment_config.erase_prob  # edge's recipe
     assert report["best"]["test_accuracy"] > 0
 
 

@@ -18,9 +18,13 @@ numbers at --min-score, so T is chosen on photos the model did not train on and 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.data import photos as photo_folder
+from edge_runtime.data.scoring import score_photos
+from toolkit.keras_io import load_keras_model, save_keras_model
 from toolkit.tf import keras
 
 
@@ -48,50 +52,38 @@ def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 def temperature_table(model: keras.Model, chosen: list, min_score: float) -> str:
     """A markdown table over temperatures of the model's calibration and camera numbers on these photos."""
-    from edge_runtime.tools import photos as photomod
-    from edge_runtime.tools.metrics import reliability
-
-    probs = model.predict(photomod.prepare(chosen).astype(np.float32), batch_size=512, verbose=0)
-    mask = photomod.accepted_mask(chosen)
+    probs = model.predict(photo_folder.prepare(chosen).astype(np.float32), batch_size=512, verbose=0)
+    mask = photo_folder.accepted_mask(chosen)
     known = mask.sum(axis=1) > 0
     lines = ["| T | ECE open-set | NLL in-dist | in-dist right | OOD unsure | in-dist labelled (right) |",
              "|---:|---:|---:|---:|---:|---:|"]
     for t in (0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.7, 2.0):
         p = temper(probs, t)
-        top, conf = p.argmax(axis=1), p.max(axis=1)
-        right = mask[np.arange(len(p)), top] > 0
         nll = -np.log((p * mask).sum(axis=1)[known] + 1e-12).mean()
-        keep = conf >= min_score
-        _, ece = reliability(conf, right)  # open set: a label on an out-of-distribution photo is wrong
-        lines.append(f"| {t} | {ece:.4f} | {nll:.4f} | {right[known].mean():.4f} | "
-                     f"{(~keep[~known]).mean():.4f} | {keep[known].mean():.4f} ({right[known & keep].mean():.4f}) |")
+        s = score_photos(chosen, p, min_score)  # open set: a label on an out-of-distribution photo is wrong
+        lines.append(f"| {t} | {s.open_set_ece:.4f} | {nll:.4f} | {s.accuracy:.4f} | {s.ood_unsure or 0:.4f} | "
+                     f"{s.labelled or 0:.4f} ({s.labelled_right or 0:.4f}) |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pathlib import Path
-
-    from edge_runtime.tools import photos as photomod
-
     parser = argparse.ArgumentParser(description="Choose a softmax temperature on real photos.")
     parser.add_argument("model")
     parser.add_argument("--photos", default=None, help="the real-photos folder (for the table)")
     parser.add_argument("--fold", type=float, default=None, metavar="T",
                         help="write MODEL with this temperature folded into its output layer to --out")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--split", default="tune-b", choices=photomod.SPLITS)
+    parser.add_argument("--split", default="tune-b", choices=photo_folder.SPLITS)
     parser.add_argument("--min-score", type=float, default=0.6)
     args = parser.parse_args(argv)
     if args.fold is not None and not args.out:
         parser.error("--fold needs --out")
     if args.fold is None and not args.photos:
         parser.error("give --photos for the table, or --fold T --out FILE")
-    model = keras.models.load_model(args.model, compile=False)
+    model = load_keras_model(args.model)
     if args.fold is None:
-        print(temperature_table(model, photomod.load_photos(args.photos, args.split), args.min_score))
+        print(temperature_table(model, photo_folder.load_photos(args.photos, args.split), args.min_score))
         return 0
-    from toolkit.train import save_keras_model
-
     fold_temperature(model, args.fold)
     save_keras_model(model, Path(args.out))
     print(f"wrote {args.out}: {args.model} with temperature {args.fold} folded into its output layer")

@@ -85,7 +85,7 @@ def _address(ctx, param, value: str | None) -> str | None:
     """HOST:PORT, checked when the command line is read (a usage error, exit 2), not when serving starts."""
     if value is None:
         return None
-    from edge_runtime.core.address import parse_host_port
+    from edge_runtime.web.address import parse_host_port
 
     try:
         parse_host_port(value, param.opts[0])
@@ -110,8 +110,9 @@ def _given_options(ctx: click.Context, skip: set[str]) -> list[tuple[str, str | 
     return given
 
 
-def _print_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2))
+def _emit(report, as_json: bool = False) -> None:
+    """Print a report (edge_runtime.report.base.Report): one JSON document with --json, else its text."""
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format_text())
 
 
 data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
@@ -142,10 +143,9 @@ def cli(verbose: bool) -> None:
 @json_option
 def data(data_dir: str | None, download: bool, as_json: bool) -> None:
     """Where the dataset is, verified; downloads it if allowed and missing."""
-    from toolkit import data as datamod
+    from edge_runtime.data import fashion_mnist as datamod
 
-    found = datamod.locate(data_dir, allow_download=download)
-    click.echo(json.dumps(found.to_dict(), indent=2) if as_json else found.format_text())
+    _emit(datamod.locate(data_dir, allow_download=download), as_json)
 
 
 def parse_arch_params(pairs: tuple[str, ...], param_hint: str = "--arch-param") -> dict:
@@ -170,104 +170,171 @@ def parse_arch_params(pairs: tuple[str, ...], param_hint: str = "--arch-param") 
     return params
 
 
-def parse_photo_augment(pairs: tuple[str, ...]) -> dict:
-    """--photo-augment NAME=VALUE pairs, checked against the augmentation's settings."""
-    from toolkit.photo_augment import PhotoAugmentConfig
+class _RecipeOption(click.Option):
+    """An option whose default comes from the recipe files: its help says what each recipe sets it to,
+    read from the files when help is shown (toolkit.train.config, no TensorFlow)."""
 
-    params = parse_arch_params(pairs, "--photo-augment")
-    unknown = sorted(set(params) - set(PhotoAugmentConfig.__dataclass_fields__))
-    if unknown:
-        raise click.BadParameter(f"no setting {', '.join(unknown)}; the settings are "
-                                 f"{', '.join(PhotoAugmentConfig.__dataclass_fields__)}", param_hint="--photo-augment")
-    return params
+    def __init__(self, *args, key: str, **kwargs):
+        self.recipe_key = key
+        super().__init__(*args, default=None, **kwargs)
+
+    def get_help_record(self, ctx):
+        from toolkit.train.config import defaults_text
+
+        record = super().get_help_record(ctx)
+        return record and (record[0], f"{record[1]}  [recipe: {defaults_text(self.recipe_key)}]".strip())
+
+
+def _recipe_option(*decls, key: str, **kwargs):
+    return click.option(*decls, cls=_RecipeOption, key=key, **kwargs)
+
+
+def _hidden(*decls, **kwargs):
+    return click.option(*decls, hidden=True, **kwargs)
+
+
+ALIASES = {"erase": "augment_config.erase_prob", "photo_exclude": "photo_exclude", "photo_variants": "photo_variants",
+           "photo_batch": "photo_batch", "ood_weight": "ood_weight", "set_focus": "set_focus",
+           "temperature": "temperature", "teachers": "teachers", "distill_weight": "distill_weight",
+           "distill_temperature": "distill_temperature", "arch_params": "arch_params",
+           "photo_augment_params": "photo_augment_params"}
+"""Hidden train options (outside the CLI contract) and the recipe key each one sets: aliases of --set."""
+OPTION_NAMES = {"teachers": "--teacher", "arch_params": "--arch-param", "photo_augment_params": "--photo-augment"}
+CONTRACT_FLAGS = ("arch", "epochs", "batch_size", "lr", "augment", "val_split", "patience", "seed", "photo_split")
+"""train's own flags that set a recipe key."""
+
+
+def _alias_settings(options: dict, given: dict) -> dict:
+    """The hidden aliases' values as recipe settings (KEY or TABLE.KEY -> value)."""
+    settings = {}
+    for name, key in ALIASES.items():
+        value = options.pop(name)
+        if value in (None, ()):
+            continue
+        option = OPTION_NAMES.get(name, "--" + name.replace("_", "-"))
+        if key in ("arch_params", "photo_augment_params"):
+            for sub, parsed in parse_arch_params(value, option).items():
+                _once(given, f"{key}.{sub}", option)
+                settings[f"{key}.{sub}"] = parsed
+        else:
+            _once(given, key, option)
+            settings[key] = list(value) if isinstance(value, tuple) else value
+    return settings
+
+
+def _train_settings(options: dict) -> tuple[dict, dict]:
+    """(settings, flags) for toolkit.train.config.resolve: --set and the hidden aliases as settings,
+    the contract's flags as flags; a key given twice is refused, an unknown one is a usage error."""
+    from toolkit.train.config import check_key
+
+    settings, given = {}, {}
+    for pair in options.pop("settings"):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r}: give KEY=VALUE, e.g. lr=0.001", param_hint="--set")
+        _once(given, key.strip(), "--set")
+        settings[key.strip()] = value
+    settings.update(_alias_settings(options, given))
+    for key in settings:
+        try:
+            check_key(key)
+        except FmnistEdgeError as exc:
+            raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint=given[key]) from None
+    flags = {k: options.pop(k) for k in CONTRACT_FLAGS}
+    for key, value in flags.items():
+        if value is not None:
+            _once(given, key, "--" + key.replace("_", "-"))
+    return settings, flags
+
+
+def _once(given: dict, key: str, where: str) -> None:
+    if key in given:
+        raise click.UsageError(f"{key} is set twice ({given[key]} and {where}); give it once")
+    given[key] = where
 
 
 @cli.command()
-@click.option("--arch", default="seed-b", show_default=True, help="Model zoo architecture.")
-@click.option("--arch-param", "arch_params", multiple=True, metavar="NAME=VALUE",
-              help="An architecture hyperparameter, e.g. dropout=0.3 or separable=true; repeatable.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Most epochs (early stopping may end sooner).  [default: the architecture's recipe: 40, edge 80; "
-                   "with --init 2]")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--lr", type=_Finite(min=0, min_open=True), default=None,
-              help="Peak learning rate (cosine decay over --epochs).  [default: 0.002; with --init 0.0005]")
-@click.option("--augment/--no-augment", default=True, show_default=True,
-              help="Camera-like augmentation: shifts, rotation, zoom, flips, gain, blur, noise.")
-@click.option("--erase", type=_Finite(0, 1), default=None,
-              help="Share of images with a random rectangle erased to background (occlusion, cut-offs).  "
-                   "[default: the architecture's recipe: 0, edge 0.5]")
-@click.option("--val-split", type=float, default=None,
-              help="Share of the training set held out for validation.  0 trains on all of it for exactly "
-                   "--epochs (no early stopping): a final model once the recipe is chosen on a split.  "
-                   "[default: 0.1; with --init 0]")
-@click.option("--patience", type=click.IntRange(min=1), default=None,
-              help="Epochs without a better validation loss before stopping.  [default: 6, edge 20]")
+@click.option("--recipe", default=None, metavar="NAME|FILE",
+              help="A training recipe: one of `fmnist-edge recipes`, or a .toml file.  [default: fine-tune with "
+                   "--init, else the one named after --arch, else default]")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Change one recipe setting for this run, e.g. lr=0.001 or augment_config.erase_prob=0.5; "
+                   "repeatable (`fmnist-edge recipes default` lists the settings).")
+@_recipe_option("--arch", key="arch", help="Model zoo architecture.")
+@_recipe_option("--epochs", key="epochs", type=click.IntRange(min=1),
+                help="Most epochs (early stopping may end sooner).")
+@_recipe_option("--batch-size", key="batch_size", type=click.IntRange(min=1))
+@_recipe_option("--lr", key="lr", type=_Finite(min=0, min_open=True), help="Peak learning rate (cosine decay).")
+@_recipe_option("--augment/--no-augment", key="augment",
+                help="Camera-like augmentation: shifts, rotation, zoom, flips, gain, blur, noise.")
+@_recipe_option("--val-split", key="val_split", type=float,
+                help="Share of the training set held out for validation.  0 trains on all of it for exactly "
+                     "--epochs (no early stopping): a final model once the recipe is chosen on a split.")
+@_recipe_option("--patience", key="patience", type=click.IntRange(min=1),
+                help="Epochs without a better validation loss before stopping.")
 @click.option("--limit", type=click.IntRange(min=2), default=None, help="Train on the first N images only.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@_recipe_option("--seed", key="seed", type=int)
 @data_dir_option
 @click.option("--out", type=click.Path(file_okay=False), default="runs/train", show_default=True)
-@click.option("--photos", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Real-photos folder (labels.csv): its tune half joins training, its held-out half is scored.")
-@click.option("--photo-split", type=_TableChoice("edge_runtime.tools.photos", "SCORED_AFTER"), default="tune",
-              show_default=True,
-              help="With --photos: the photos that train (the other half, or quarter, is scored): tune or "
-                   "held-out, tune-a or tune-b (choose a recipe without touching held-out), all (a final model "
-                   "once the recipe is chosen, or a fine-tune on every frame you labelled).")
-@click.option("--photo-exclude", multiple=True, metavar="CLASS",
-              help="With --photos: leave this photo class (e.g. outwear) out of training; repeatable.")
-@click.option("--photo-variants", type=click.IntRange(min=0), default=None,
-              help="With --photos: frames per training photo, the photo and augmented copies made at full size "
-                   "(new background, framing, light, camera) before the camera's preprocessing; 0 or 1: the "
-                   "photo preprocessed once.  [default: 0; with --init 16]")
-@click.option("--photo-augment", "photo_augment_params", multiple=True, metavar="NAME=VALUE",
-              help="With --photo-variants: a setting of the full-size augmentation "
-                   "(toolkit.photo_augment.PhotoAugmentConfig), e.g. max_scale=1.0; repeatable.  "
-                   "[default: with --init max_scale=1.0 shift=0.08]")
-@click.option("--photo-batch", type=click.IntRange(min=1), default=None,
-              help="With --photos: photos added to every batch.  [default: 16; with --init 4]")
-@click.option("--ood-weight", type=_Finite(min=0), default=None,
-              help="With --photos: weight of the pull towards a uniform answer on photos no class fits.  "
-                   "[default: 0.3; with --init 1.0]")
-@click.option("--set-focus", type=_Finite(0, 1), default=None,
-              help="With --photos: share of the loss on a photo that accepts several classes (shoes: Sandal, "
-                   "Sneaker or Ankle boot) that rewards its best accepted class alone, so it gets one confident "
-                   "label.  [default: 0; with --init 0.5]")
-@click.option("--temperature", type=_Finite(min=0, min_open=True), default=1.0, show_default=True,
-              help="Softmax temperature folded into the output layer after training (above 1: less sure), "
-                   "chosen on photos the model did not train on (python -m toolkit.calibrate).")
+@click.option("--photos", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="A real-photo folder (labels.csv); repeatable. Its training split joins training, the photos "
+                   "it leaves are scored.")
+@_recipe_option("--photo-split", key="photo_split", type=_TableChoice("edge_runtime.data.photos", "SCORED_AFTER"),
+                help="With --photos: the photos that train (the other half, or quarter, is scored): tune or "
+                     "held-out, tune-a or tune-b (choose a recipe without touching held-out), all (a final model, "
+                     "or a fine-tune on every frame you labelled).")
 @click.option("--init", default=None, callback=_init_model, metavar="MODEL.keras|bundled",
               help="Fine-tune this model.keras (or the bundled model: bundled) instead of training --arch from "
-                   "scratch, with the short fine-tune recipe unless flags say otherwise.")
-@click.option("--teacher", "teachers", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="A model to distil from: a model.keras, or an exported .tflite/.onnx file (e.g. the bundled "
-                   "model); repeat it for an ensemble (their mean answer).  [default: none; with --init the "
-                   "starting model]")
-@click.option("--distill-weight", type=_Finite(0, 1), default=None,
-              help="With --teacher: the share of the loss that matches the teacher's softened answers.  "
-                   "[default: 0.7; with --init 0.5]")
-@click.option("--distill-temperature", type=_Finite(min=0, min_open=True), default=None,
-              help="With --teacher: how much both answers are softened before matching.  [default: 4; with --init 2]")
+                   "scratch (the fine-tune recipe unless --recipe says otherwise).")
+@_hidden("--arch-param", "arch_params", multiple=True, metavar="NAME=VALUE")
+@_hidden("--erase", type=_Finite(0, 1), default=None)
+@_hidden("--photo-exclude", multiple=True, metavar="CLASS")
+@_hidden("--photo-variants", type=click.IntRange(min=0), default=None)
+@_hidden("--photo-augment", "photo_augment_params", multiple=True, metavar="NAME=VALUE")
+@_hidden("--photo-batch", type=click.IntRange(min=1), default=None)
+@_hidden("--ood-weight", type=_Finite(min=0), default=None)
+@_hidden("--set-focus", type=_Finite(0, 1), default=None)
+@_hidden("--temperature", type=_Finite(min=0, min_open=True), default=None)
+@_hidden("--teacher", "teachers", multiple=True, type=click.Path(exists=True, dir_okay=False))
+@_hidden("--distill-weight", type=_Finite(0, 1), default=None)
+@_hidden("--distill-temperature", type=_Finite(min=0, min_open=True), default=None)
 @json_option
 def train(as_json: bool, **options) -> None:
-    """Train a CNN; writes model.keras, metrics.json, history.json and figures to --out."""
+    """Train a CNN with a recipe; writes model.keras, metrics.json, history.json and figures to --out."""
+    if options["init"] and options["arch"] is not None:
+        raise click.UsageError("--init continues the model in that file; --arch would be ignored, so drop it")
+    settings, flags = _train_settings(options)
+    from toolkit.train.config import resolve
+
+    try:
+        cfg = resolve(options.pop("recipe"), settings, {**flags, **options})
+    except FmnistEdgeError as exc:
+        raise click.UsageError(str(exc)) from None
     from toolkit import models
 
-    if options["arch"] not in models.ARCHITECTURES:
+    if cfg.arch not in models.ARCHITECTURES:
         raise click.BadParameter(f"choose one of {', '.join(models.ARCHITECTURES)}", param_hint="--arch")
-    if options["init"] and click.get_current_context().get_parameter_source("arch").name != "DEFAULT":
-        raise click.UsageError("--init continues the model in that file; --arch would be ignored, so drop it")
-    options["arch_params"] = parse_arch_params(options["arch_params"])
-    options["photo_augment_params"] = parse_photo_augment(options["photo_augment_params"]) or None
     try:
-        models.build_model(options["arch"], **options["arch_params"])
+        models.build_model(cfg.arch, **cfg.arch_params)
     except (TypeError, ValueError) as exc:
         raise click.BadParameter(str(exc), param_hint="--arch-param") from None
-    from toolkit.train import TrainConfig
     from toolkit.train import train as run_training
 
-    report = run_training(TrainConfig.from_recipe(**options))
-    click.echo(json.dumps(report.metrics(), indent=2) if as_json else report.format_text())
+    _emit(run_training(cfg), as_json)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@json_option
+def recipes(name: str | None, as_json: bool) -> None:
+    """The training recipes; with NAME (or a .toml file), that recipe resolved: every setting it trains with."""
+    from toolkit.train import config
+
+    try:
+        report = config.list_recipes() if name is None else config.describe(name)
+    except FmnistEdgeError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="NAME") from None
+    _emit(report, as_json)
 
 
 @cli.command()
@@ -296,22 +363,22 @@ def export(model: str, out: str | None, fmt: str, int8: bool, fp16: bool, dynami
         raise click.UsageError(str(exc)) from None
     from converters.export import export as run_export
     from converters.validate import GateError
-    from toolkit import data as datamod
+    from edge_runtime.data import fashion_mnist
+    from toolkit.keras_io import load_keras_model
 
     out_dir = Path(out) if out else Path(model).parent / "export"
-    train_images, train_labels = datamod.load_split("train", data_dir)
-    test_images, test_labels = datamod.load_split("test", data_dir)
+    keras_model = load_keras_model(model)
+    train_images, train_labels = fashion_mnist.load_split("train", data_dir)
+    test_images, test_labels = fashion_mnist.load_split("test", data_dir)
     calibration = calibration_set(train_images, train_labels, calib_samples)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # stdout is for the report
-            report, error = run_export(model, out_dir, targets, calibration, test_images, test_labels,
-                                       micro=micro), None
+            report, error = run_export(keras_model, model, out_dir, targets, calibration, test_images,
+                                       test_labels), None
     except GateError as exc:
         report, error = exc.report, exc
-    if as_json:
-        _print_json(report.to_dict())
-    else:
-        click.echo(report.format_text())
+    _emit(report, as_json)
+    if not as_json:
         click.echo(f"report: {out_dir / 'export_report.json'}")
     if error is not None:
         raise error
@@ -340,21 +407,16 @@ model_option = click.option("--model", type=click.Path(dir_okay=False), default=
 @json_option
 def predict(model: str | None, images: tuple[str, ...], roi, as_json: bool) -> None:
     """Classify image files with the camera's frame preprocessing (exit 1 if any cannot be classified)."""
-    from edge_runtime.tools.predict import READ_ERRORS, predict_files
+    from edge_runtime.tools.predict import predict as run_predict
 
-    results = predict_files(images, model, roi)
-    failed = [r for r in results if "error" in r]
-    for r in failed:
+    report = run_predict(images, model, roi)
+    for r in report.failed:
         click.echo(f"{r['image']}: {r['error']}", err=True)
-    if as_json:
-        _print_json({"predictions": results})
-    else:
-        for r in results:
-            if "error" not in r:
-                click.echo(f"{r['image']}: {r['label']} ({r['score']:.3f})")
-    if failed:
-        what = "read" if all(r["error"] in READ_ERRORS.values() for r in failed) else "classified"
-        raise FmnistEdgeError(f"{len(failed)} of {len(results)} images could not be {what}")
+    text = report.format_text()
+    if as_json or text:
+        _emit(report, as_json)
+    if report.failed:
+        raise FmnistEdgeError(report.failure_line())
 
 
 @cli.command()
@@ -404,7 +466,14 @@ def camera(as_json: bool, unit: bool, **options) -> None:
     from edge_runtime.camera.app import CameraOptions, run
     from edge_runtime.camera.sinks.lines import JsonLinesSink, LabelChangesSink
 
-    summary = run(CameraOptions(**options), [(JsonLinesSink if as_json else LabelChangesSink)(click.echo)])
+    sinks = [(JsonLinesSink if as_json else LabelChangesSink)(click.echo)]
+    collect = {k: options.pop(k) for k in ("collect", *collect_flags)}
+    if collect["collect"]:  # the field loop's collector: attached here, the camera app knows only its own outputs
+        from edge_runtime.field.collect import CollectorSink
+
+        sinks.insert(0, CollectorSink(collect["collect"], collect["collect_when"], collect["collect_max"],
+                                      collect["collect_interval"], options["min_score"]))
+    summary = run(CameraOptions(**options), sinks)
     click.echo(json.dumps({"summary": summary.to_dict()}) if as_json else summary.format_text())
 
 
@@ -417,22 +486,22 @@ def camera(as_json: bool, unit: bool, **options) -> None:
               help="Write the confusion matrices to this image file (needs matplotlib).")
 @click.option("--photos", type=click.Path(exists=True, file_okay=False), default=None,
               help="Also score the real photos in this folder (labels.csv), through the camera's preprocessing.")
-@click.option("--photo-split", type=_TableChoice("edge_runtime.tools.photos", "SPLITS"), default="held-out",
+@click.option("--photo-split", type=_TableChoice("edge_runtime.data.photos", "SPLITS"), default="held-out",
               show_default=True,
               help="Which photos --photos scores; training with --photos uses only the tune half.")
 @json_option
 def evaluate(models: tuple[str, ...], data_dir: str | None, limit: int | None, threads: int | None,
-             plot: str | None, photos: str | None, photo_split: str, as_json: bool) -> None:
+             plot: str | None, photos: tuple[str, ...], photo_split: str, as_json: bool) -> None:
     """Accuracy of MODEL files (default: the bundled model) on the Fashion-MNIST test set."""
     from edge_runtime.core.classifier import bundled_model_path
     from edge_runtime.tools.evaluate import evaluate as run_evaluation
-    from toolkit import data as datamod
+    from edge_runtime.data import fashion_mnist
 
-    images, labels = datamod.load_split("test", data_dir, limit=limit)
+    images, labels = fashion_mnist.load_split("test", data_dir, limit=limit)
     report = run_evaluation(list(models) or [bundled_model_path()], images, labels, threads, photos, photo_split)
     if plot:
         report.plot(plot)
-    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format_text())
+    _emit(report, as_json)
 
 
 def _thread_list(ctx, param, value: str) -> list[int]:
@@ -472,10 +541,12 @@ def bench(models: tuple[str, ...], threads: list[int], batch: int, runs: int, wa
     if out:
         check_writable(out)  # before the run, not after it
     report = benchmod.run(paths, threads, batch=batch, runs=runs, warmup=warmup)
+    from edge_runtime.report.base import render
+
     suffix = Path(out).suffix.lower() if out else ""
     fmt = "json" if as_json or (suffix == ".json" and not markdown) else \
         "markdown" if markdown or suffix == ".md" else "text"
-    text = report.render(fmt)
+    text = render(report, fmt)
     if out:
         write_text_atomic(out, text + "\n")
         click.echo(f"wrote {out}", err=True)
@@ -491,10 +562,9 @@ def bench(models: tuple[str, ...], threads: list[int], batch: int, runs: int, wa
 def info(model: str | None, as_json: bool) -> None:
     """MODEL's tensors, quantization, operators and embedded metadata (default: the bundled model)."""
     from edge_runtime.core.classifier import bundled_model_path
-    from edge_runtime.tools.info import describe, format_info
+    from edge_runtime.tools.info import describe
 
-    details = describe(model or bundled_model_path())
-    click.echo(json.dumps(details.to_dict(), indent=2) if as_json else format_info(details))
+    _emit(describe(model or bundled_model_path()), as_json)
 
 
 @cli.command()
@@ -508,7 +578,7 @@ def verify(models: tuple[str, ...], threads: int | None, as_json: bool) -> None:
     from edge_runtime.tools.verify import verify as run_verify
 
     report = run_verify(list(models) or [BUNDLED["tflite"], BUNDLED["onnx"]], threads)
-    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format_text())
+    _emit(report, as_json)
     if not report.passed:
         raise FmnistEdgeError(report.failure_line())
 
@@ -519,7 +589,7 @@ def verify(models: tuple[str, ...], threads: int | None, as_json: bool) -> None:
               help="Where the page listens (0.0.0.0:PORT to label from another machine).")
 def label(folder: str, serve: str) -> None:
     """A labelling page for FOLDER's collected frames (camera --collect); labels go to FOLDER/labels.csv."""
-    from edge_runtime.tools.label import LabelServer
+    from edge_runtime.field.label import LabelServer
 
     server = LabelServer(folder, serve)
     left = sum(row["photo_class"] == "unlabelled" for row in server.book.rows)
@@ -565,9 +635,7 @@ def tune(as_json: bool, **options) -> None:
     from toolkit.tune import TuneConfig
     from toolkit.tune import tune as run_tune
 
-    cfg = TuneConfig(**options)
-    report = run_tune(cfg)
-    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format_text(cfg))
+    _emit(run_tune(TuneConfig(**options)), as_json)
 
 
 def main() -> None:

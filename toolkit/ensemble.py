@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit.keras_io import load_keras_model, save_keras_model
 from toolkit.tf import keras
 
 
@@ -59,10 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("models", nargs="+")
     parser.add_argument("--flip", action="store_true")
     args = parser.parse_args(argv)
-    members = [keras.models.load_model(path, compile=False) for path in args.models]
+    members = [load_keras_model(path) for path in args.models]
     model = build_ensemble(members, args.flip, name=f"ensemble{len(members)}{'-flip' if args.flip else ''}")
-    from toolkit.train import save_keras_model
-
     save_keras_model(model, Path(args.out))  # atomically: a half-written file never replaces a good one
     print(f"wrote {args.out}: {len(members)} model(s){', with mirrored views' if args.flip else ''}")
     return 0

@@ -118,34 +118,9 @@ ARCHITECTURES: dict[str, Callable[..., list]] = {
     "seed-d": seed_d,
     "edge": edge,
 }
-DEFAULT_ARCH = "seed-b"
-
-FINE_TUNE = "fine-tune"
-"""The recipe of a run that starts from a trained model (`train --init`)."""
-
-RECIPES: dict[str, dict] = {
-    "edge": {"epochs": 80, "patience": 20, "erase": 0.5},
-    FINE_TUNE: {"epochs": 2, "lr": 5e-4, "erase": 0.5, "val_split": 0.0, "augment_warmup_epochs": 0.0,
-                "photo_batch": 4, "photo_variants": 16, "photo_augment_params": {"max_scale": 1.0, "shift": 0.08},
-                "set_focus": 0.5, "ood_weight": 1.0, "teacher_is_init": True, "distill_weight": 0.5,
-                "distill_temperature": 2.0},
-}
-"""Where an architecture's training recipe differs from the default (`fmnist-edge train` flags).
-The edge model is small and batch-normalised: it keeps improving along the whole cosine schedule
-(measured: 93.07% test after 40 epochs, 93.43% after 60), and a validation loss that wanders while
-the learning rate is high must not stop it early.
-
-A fine-tune (FINE_TUNE) is short: two epochs at a quarter of the learning rate, every Fashion-MNIST
-training image mixed in, four photo frames per batch of 64 images, the last weights kept (a
-validation loss on Fashion-MNIST alone would pick the epoch that learnt least from the photos), the
-photos in the bundled model's photo recipe (16 augmented frames each, set focus, the pull to
-"unsure" where no class fits), and the starting model as the teacher (learning without forgetting,
-Li and Hoiem 2016): a folder of a few garment types otherwise teaches the model that every photo is
-one of them (measured: with 16 photo frames per batch, 5 epochs and no teacher, 25 photos of outwear
-and shirts took the other held-out classes from 90.8% to 71.6%)."""
 
 
-def build_model(arch: str = DEFAULT_ARCH, **params) -> keras.Model:
+def build_model(arch: str, **params) -> keras.Model:
     """A fresh, uncompiled model of the named architecture; `params` are its hyperparameters."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")

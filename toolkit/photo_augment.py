@@ -5,7 +5,7 @@ the model never saw what the preprocessing does to the same item in another room
 a mask that leaks into a patterned background, a crop that cuts a sleeve, a grey level that flips
 with the background's colour. Here every variant of a photo is a new frame made from the original:
 
-1. the item is cut out with the preprocessing's own mask (edge_runtime.preprocess.find_item) and,
+1. the item is cut out with the preprocessing's own mask (edge_runtime.camera.preprocess.find_item) and,
    in a share of the variants, pasted on another background: a flat or graded colour with paper or
    fabric texture, or another photo's background with its item painted out;
 2. geometry: scale (down: the item small in the frame; up: part of it cut off by the frame edge),
@@ -14,9 +14,9 @@ with the background's colour. Here every variant of a photo is a new frame made 
    gradient across the frame and a soft shadow;
 4. the camera: blur, sensor noise, JPEG compression.
 
-Then the frame goes through edge_runtime.preprocess.preprocess_frame exactly as `predict` and
+Then the frame goes through edge_runtime.camera.preprocess.preprocess_frame exactly as `predict` and
 `camera` do, so training sees the preprocessing's successes and failures alike. The variants are
-made once per run into an in-memory bank (NumPy and OpenCV, one photo after another, seeded), which
+made once per run into a bank cached on disk (NumPy and OpenCV, one photo after another, seeded), which
 toolkit.train mixes into the batches in place of the once-preprocessed photos.
 """
 
@@ -34,7 +34,7 @@ import numpy as np
 
 from edge_runtime.camera.preprocess import DEFAULT_OPTIONS, find_item, preprocess_frame, working_copy
 from edge_runtime.core.files import atomic_path
-from edge_runtime.tools.photos import read_photo
+from edge_runtime.data.images import read_photo
 
 log = logging.getLogger(__name__)
 

@@ -69,7 +69,7 @@ def write_video(path: str | Path, items: np.ndarray, frames_per_item: int = 8, s
 
 
 def main() -> None:
-    from toolkit import data
+    from edge_runtime.data import fashion_mnist as data
 
     parser = argparse.ArgumentParser(description="Write a camera-like video of Fashion-MNIST test images.")
     parser.add_argument("--out", required=True, help="the .mp4 or .avi to write")

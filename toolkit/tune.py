@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from edge_runtime.core.address import parse_host_port
+from edge_runtime.web.address import parse_host_port
 from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.files import write_json_atomic, write_text_atomic
-from edge_runtime.tools.tables import markdown_table
+from edge_runtime.report.tables import markdown_table
 
 # The search's tables (SPACES, TUNERS) are read by the CLI for its choices, so TensorFlow, Keras
 # Tuner and the training side are imported inside the functions that search.
@@ -48,8 +48,8 @@ class Space:
     sample: Callable
     size: int | None
     """Number of distinct configurations, None when continuous."""
-    augment: bool
-    """Whether trials train with augmentation (the seeds tuned without)."""
+    recipe: str
+    """How a trial trains (toolkit/recipes/NAME.toml): augmentation, the validation split, patience."""
     tuner: str
     """The tuner when --tuner is not given."""
 
@@ -70,8 +70,8 @@ def _edge(hp) -> tuple[str, dict, dict]:
 
 
 SPACES = {
-    "seed-004": Space(_seed_004, 27, augment=False, tuner="grid"),
-    "edge": Space(_edge, None, augment=True, tuner="random"),
+    "seed-004": Space(_seed_004, 27, recipe="tune-seed-004", tuner="grid"),
+    "edge": Space(_edge, None, recipe="tune-edge", tuner="random"),
 }
 
 
@@ -86,7 +86,6 @@ class TuneConfig:
     limit: int | None = None
     out: str = "runs/tune"
     seed: int = 0
-    patience: int = 3
     data_dir: str | None = None
     oracle: str | None = None
     """HOST:PORT of the chief's oracle, for a distributed search."""
@@ -116,13 +115,16 @@ class TuneReport:
     trials: list[TrialRow] = field(default_factory=list)
     best: dict | None = None
     """The best trial's hyperparameters, validation accuracy and, once trained again, test accuracy."""
+    worker: str = ""
+    """This process's name in the search: "local", "chief" or the worker's --worker-id."""
+    oracle: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def format_text(self, cfg: TuneConfig) -> str:
+    def format_text(self) -> str:
         if self.role == "worker":
-            return f"worker {cfg.worker_id} done; the chief at {cfg.oracle} has the results"
+            return f"worker {self.worker} done; the chief at {self.oracle} has the results"
         lines = [results_markdown(self.trials)]
         if self.best:
             best = self.best
@@ -134,13 +136,13 @@ class TuneReport:
 
 def trial_config(cfg: TuneConfig, hp, epochs: int, **extra):
     """How a configuration trains (a toolkit.train.TrainConfig), in a trial and again for DIR/best:
-    the same settings in both, the architecture's recipe filling the rest."""
+    the same settings in both, the space's recipe filling the rest."""
     from toolkit.train import TrainConfig
 
     space = SPACES[cfg.space]
     arch, arch_params, train_params = space.sample(hp)
-    return TrainConfig.from_recipe(arch, arch_params=arch_params, epochs=epochs, augment=space.augment,
-                                   patience=cfg.patience, seed=cfg.seed, **train_params, **extra)
+    return TrainConfig.from_recipe(space.recipe, arch=arch, arch_params=arch_params, epochs=epochs, seed=cfg.seed,
+                                   **train_params, **extra)
 
 
 class ZooHyperModel:
@@ -152,11 +154,13 @@ class ZooHyperModel:
     @functools.cached_property
     def splits(self):
         """(train, validation), loaded on the first trial: a chief that only hands out trials never needs them."""
-        from toolkit import data
-        from toolkit.train import split_validation
+        from edge_runtime.data import fashion_mnist
+        from toolkit.train import TrainConfig
+        from toolkit.train.pipeline import split_validation
 
-        images, labels = data.load_split("train", self.cfg.data_dir, limit=self.cfg.limit)
-        return split_validation(images, labels, 0.1, self.cfg.seed)
+        images, labels = fashion_mnist.load_split("train", self.cfg.data_dir, limit=self.cfg.limit)
+        val_split = TrainConfig.from_recipe(self.space.recipe).val_split
+        return split_validation(images, labels, val_split, self.cfg.seed)
 
     def build(self, hp):
         from toolkit import models
@@ -168,7 +172,7 @@ class ZooHyperModel:
 
     def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs) -> dict:
         from toolkit import models
-        from toolkit.train import fit
+        from toolkit.train.run import fit
 
         tc = trial_config(self.cfg, hp, epochs or self.cfg.epochs)
         start = time.perf_counter()
@@ -299,7 +303,7 @@ def write_results(rows: list[TrialRow], out: Path) -> None:
 
 
 def _plot(rows: list[TrialRow], path: Path) -> None:
-    from edge_runtime.tools.plots import pyplot, save_figure
+    from edge_runtime.report.plots import pyplot, save_figure
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -329,7 +333,7 @@ def tune(cfg: TuneConfig) -> TuneReport:
     tuner = make_tuner(cfg, worker)
     log.info("%s search, space %s, tuner %s, results in %s", role, cfg.space, cfg.tuner, out)
     tuner.search(verbose=0)
-    report = TuneReport(cfg.space, cfg.tuner, str(out), role)
+    report = TuneReport(cfg.space, cfg.tuner, str(out), role, worker=worker, oracle=cfg.oracle)
     if role == "worker":  # the chief has the results; say what this worker did
         return report
     report.trials = _rows(tuner.oracle)

@@ -1,9 +1,11 @@
 """`fmnist-edge camera`: classify camera frames in real time, on screen, headless or in a browser.
 
 The loop takes a frame from the source, runs the per-frame step (camera.pipeline: preprocess,
-infer, smooth, each timed) and hands the result to every sink (camera.sinks: window, recorder,
-web server, JSON lines, summary). The picture is drawn only when a sink wants it; a video file
-plays at its own frame rate only while a sink that someone watches is attached.
+infer, smooth, each timed) and hands the result to every sink (camera.sinks): the outputs the
+options ask for (SINKS: window, recorder, metrics, web server, MQTT), those the caller adds (the
+CLI's JSON lines or label changes, the field loop's collector), and the summary. The picture is
+drawn only when a sink wants it; a video file plays at its own frame rate only while a sink that
+someone watches is attached.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from dataclasses import dataclass
 
 from edge_runtime.camera.pipeline import FrameStep, clock
 from edge_runtime.camera.sinks.base import Sink, StopCamera, StreamInfo
-from edge_runtime.camera.sinks.collector import CollectorSink
 from edge_runtime.camera.sinks.metrics import MetricsSink
 from edge_runtime.camera.sinks.mqtt import MqttSink
 from edge_runtime.camera.sinks.recorder import RecorderSink
@@ -55,29 +56,16 @@ class CameraOptions:
     mqtt: str | None = None
     """HOST:PORT of an MQTT broker to publish each change of the shown label to."""
     topic: str = "fmnist-edge/label"
-    collect: str | None = None
-    """A folder to keep frames in, for labelling and fine-tuning (camera.sinks.collector)."""
-    collect_when: str = "unsure"
-    collect_max: int = 500
-    collect_interval: float = 0.5
+
+
+SINKS: tuple[type[Sink], ...] = (WindowSink, RecorderSink, MetricsSink, ServerSink, MqttSink)
+"""The outputs options can ask for, in the order they start. The window comes first: without a
+display it fails at once."""
 
 
 def option_sinks(opts: CameraOptions) -> list[Sink]:
-    """The outputs the options ask for. The window comes first: without a display it fails at once."""
-    sinks: list[Sink] = [] if opts.headless else [WindowSink()]
-    if opts.record:
-        sinks.append(RecorderSink(opts.record))
-    collector = None
-    if opts.collect:
-        collector = CollectorSink(opts.collect, opts.collect_when, opts.collect_max, opts.collect_interval,
-                                  opts.min_score)
-        sinks.append(collector)
-    if opts.serve:
-        metrics = MetricsSink()
-        sinks += [ServerSink(opts.serve, metrics.exposition, collector), metrics]
-    if opts.mqtt:
-        sinks.append(MqttSink(opts.mqtt, opts.topic))
-    return sinks
+    """The outputs the options ask for."""
+    return [sink for cls in SINKS if (sink := cls.from_options(opts)) is not None]
 
 
 @contextmanager
@@ -139,8 +127,8 @@ def _stop_all(sinks: Sequence[Sink], summary: CameraSummary | None) -> None:
 def run(opts: CameraOptions, sinks: Sequence[Sink] = (), opener: Callable = open_capture) -> CameraSummary:
     """Run the camera until the source ends, `max_frames`, `q`/Esc, Ctrl-C or SIGTERM.
 
-    The options' own outputs (window, recorder, server) come first, then `sinks` (the CLI's JSON
-    lines, say), then the summary.
+    The options' own outputs (SINKS) come first, then `sinks` (the CLI's JSON lines, the field loop's
+    collector), then the summary.
     """
     tally = SummarySink()
     outputs = [*option_sinks(opts), *sinks, tally]

@@ -73,6 +73,7 @@ class FrameResult:
         return {"frame": self.frame.index, "label": self.shown.label, "class_id": self.class_id,
                 "score": round(self.score, 4), "latency_ms": round(self.latency_ms, 3),
                 "smoothed_score": round(self.shown.score, 4), "found": self.found,
+                "box": list(self.prepared.box) if self.found else None,
                 "age_ms": round((clock() - self.frame.captured) * 1e3, 3),
                 "stages_ms": {k: round(v * 1e3, 3) for k, v in self.stages.items()}}
 

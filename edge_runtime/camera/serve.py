@@ -1,65 +1,36 @@
 """`camera --serve`: the annotated frames as an MJPEG stream and the current label, over HTTP.
 
 For a board without a screen: open http://HOST:PORT/ in a browser on the same network. Routes:
-`/` the page, `/stream.mjpg` the stream, `/frame.jpg` the latest frame, `/state.json` the label,
-`/metrics` Prometheus' metrics of the run, and with `--collect` `POST /save` keeps the current frame.
-Frames are JPEG-encoded only while someone is watching.
+`/` the page, `/stream.mjpg` the stream, `/frame.jpg` the latest frame, `/state.json` the label, and
+whatever routes the other sinks offer through the run's Outlets (`/metrics` from the metrics sink,
+`POST /save` from --collect). Frames are JPEG-encoded only while someone is watching.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
+from http import HTTPStatus
 from pathlib import Path
 from typing import ClassVar
 
 import cv2
 import numpy as np
 
-from edge_runtime.core.address import parse_host_port
-from edge_runtime.core.errors import FmnistEdgeError, first_line
+from edge_runtime.web.http import PageHandler, QuietHTTPServer
 
 log = logging.getLogger(__name__)
 BOUNDARY = "fmnist-edge-frame"
 
 
-class QuietHTTPServer(ThreadingHTTPServer):
-    """A client that goes away mid-request (a closed tab, a reset connection) is normal on a network:
-    logged at debug level, not a traceback per client. Anything else is one warning line."""
-
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError)):
-            log.debug("client %s went away: %s", client_address, exc)
-        else:
-            log.warning("error serving %s: %s", client_address, first_line(exc) if exc else "unknown")
-
-    @classmethod
-    def listen(cls, address: str, handler: type[BaseHTTPRequestHandler]) -> QuietHTTPServer:
-        """A server bound to HOST:PORT (`--serve`); a port that cannot be had is one FmnistEdgeError line."""
-        host, port = parse_host_port(address, "--serve")
-        try:
-            return cls((host, port), handler)
-        except OSError as exc:
-            raise FmnistEdgeError(f"--serve {address}: cannot listen ({exc.strerror}); pick another port") from None
-
-
 class FrameServer:
     """Holds the newest annotated frame and state; HTTP handler threads wait on it."""
 
-    def __init__(self, address: str, jpeg_quality: int = 80, metrics: Callable[[], bytes] | None = None,
-                 on_save: Callable[[], None] | None = None):
-        self.metrics = metrics
-        """Prometheus' text format of the run, served on /metrics (404 when None)."""
-        self.on_save = on_save
-        """Keep the current frame (camera --collect): POST /save; 404 when None."""
+    def __init__(self, address: str, jpeg_quality: int = 80, routes: dict | None = None):
+        self.routes: dict[tuple[str, str], Callable] = routes if routes is not None else {}
+        """(method, path) -> a handler returning a sinks.base.Reply: the routes other sinks offer, read
+        on each request (a sink that starts after the server still gets its routes served)."""
         self._cond = threading.Condition()
         self._jpeg: bytes | None = None
         self._seq = 0
@@ -130,51 +101,35 @@ class FrameServer:
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
 
-class PageHandler(BaseHTTPRequestHandler):
-    """What the toolkit's small web servers share: requests logged at debug level, whole answers sent
-    with their length and never cached."""
-
-    def log_message(self, fmt, *args):
-        log.debug("%s " + fmt, self.address_string(), *args)
-
-    def _send(self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, obj, status: HTTPStatus = HTTPStatus.OK) -> None:
-        self._send(json.dumps(obj).encode(), "application/json", status)
-
-    def _not_found(self) -> None:
-        self._send(b"not found\n", "text/plain", HTTPStatus.NOT_FOUND)
-
-
 class _Handler(PageHandler):
-    """The routes: the page, the state, one frame, the stream."""
+    """The routes: the page, the state, one frame, the stream, and those other sinks offer."""
 
     routes: ClassVar[dict[str, str]] = {"/": "_page", "/index.html": "_page", "/state.json": "_state",
-                                        "/frame.jpg": "_frame", "/stream.mjpg": "_stream", "/metrics": "_metrics"}
+                                        "/frame.jpg": "_frame", "/stream.mjpg": "_stream"}
 
     @property
     def frames(self) -> FrameServer:
         return self.server.frames
 
+    def _offered(self, method: str) -> bool:
+        """Answer from a route another sink offers; False when there is none for this request."""
+        handler = self.frames.routes.get((method, self.path.split("?")[0]))
+        if handler is None:
+            return False
+        reply = handler()
+        self._send(reply.body, reply.content_type, HTTPStatus(reply.status))
+        return True
+
     def do_POST(self):
-        if self.path.split("?")[0] != "/save" or self.frames.on_save is None:
+        if not self._offered("POST"):
             self._not_found()
-            return
-        self.frames.on_save()
-        self._json({"saving": True}, HTTPStatus.ACCEPTED)
 
     def do_GET(self):
         route = self.routes.get(self.path.split("?")[0])
-        if route is None:
-            self._not_found()
-        else:
+        if route is not None:
             getattr(self, route)()
+        elif not self._offered("GET"):
+            self._not_found()
 
     def _page(self) -> None:
         self._send(PAGE.read_bytes(), "text/html; charset=utf-8")
@@ -188,12 +143,6 @@ class _Handler(PageHandler):
             self._send(b"no frame yet\n", "text/plain", HTTPStatus.SERVICE_UNAVAILABLE)
         else:
             self._send(jpeg, "image/jpeg")
-
-    def _metrics(self) -> None:
-        if self.frames.metrics is None:
-            self._not_found()
-        else:
-            self._send(self.frames.metrics(), "text/plain; version=0.0.4; charset=utf-8")
 
     def _stream(self) -> None:
         self.send_response(HTTPStatus.OK)

@@ -43,12 +43,15 @@ class Classifier:
         self.path = backend.path
         self.class_names = tuple(self.metadata.class_names) if self.metadata else CLASS_NAMES
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """float32 [N,10] probabilities for raw Fashion-MNIST-polarity pixels."""
-        return self.backend.predict(images)
+    def predict(self, images: np.ndarray, batch: int = 500) -> np.ndarray:
+        """float32 [N,10] probabilities for raw Fashion-MNIST-polarity pixels, any N (`batch` at a time,
+        so memory stays bounded)."""
+        if len(images) <= batch:
+            return self.backend.predict(images)
+        return self.backend.predict_batches(images, batch)
 
     def classify(self, images: np.ndarray) -> list[Prediction]:
-        probs = self.backend.predict_batches(images)
+        probs = self.predict(images)
         ids = probs.argmax(axis=1)
         return [Prediction(int(i), self.class_names[i], float(p[i])) for i, p in zip(ids, probs, strict=True)]
 

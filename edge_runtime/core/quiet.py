@@ -9,6 +9,8 @@ they are raised after the descriptor is restored.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import os
 import sys
 import tempfile
@@ -39,3 +41,22 @@ def quiet_native_stderr() -> Iterator[None]:
                 os.dup2(saved, 2)
     finally:
         os.close(saved)
+
+
+@functools.cache
+def load_tensorflow():
+    """(tensorflow, keras), imported once, with TensorFlow's start-up chatter silenced unless verbose.
+
+    The one quiet TensorFlow import of the training side (toolkit.tf) and the converters. It lives here,
+    beside the silencing it needs, so neither side borrows it from the other; the edge runtime itself
+    never calls it (a test checks), and TensorFlow is named only as a string, imported on the call.
+    """
+    # TensorFlow's C++ start-up logs go to stderr and drown the user's output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    with quiet_native_stderr():  # absl's pre-init banner, the CUDA probe
+        keras = importlib.import_module("keras")
+        tf = importlib.import_module("tensorflow")
+        tf.config.list_physical_devices()  # the CUDA probe happens here, once, silenced
+    tf.get_logger().setLevel("ERROR")
+    return tf, keras

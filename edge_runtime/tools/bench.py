@@ -8,7 +8,6 @@ nothing a user's call would not pay.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import resource
@@ -23,7 +22,7 @@ import numpy as np
 from edge_runtime.core.backends import Backend, open_backend
 from edge_runtime.core.errors import FmnistEdgeError, first_line
 from edge_runtime.tools import device
-from edge_runtime.tools.tables import markdown_table, text_table
+from edge_runtime.report.tables import display_names, markdown_table, text_table
 
 
 @dataclass
@@ -59,11 +58,11 @@ class BenchReport:
     def to_dict(self) -> dict:
         return {"device": self.device, "results": [asdict(r) for r in self.results]}
 
-    def render(self, fmt: str) -> str:
-        """"json", "markdown" or "text"."""
-        if fmt == "json":
-            return json.dumps(self.to_dict(), indent=2)
-        return format_markdown(self) if fmt == "markdown" else format_text(self)
+    def format_text(self) -> str:
+        return device_line(self.device) + "\n" + text_table(HEADERS, _rows(self))
+
+    def format_markdown(self) -> str:
+        return f"Device: {device_line(self.device)}\n\n" + markdown_table(HEADERS, _rows(self))
 
 
 def _precision(backend: Backend) -> str:
@@ -186,20 +185,6 @@ def run(models: list[str | Path], threads: list[int], batch: int = 1, runs: int 
     return report
 
 
-def display_names(paths: list[str]) -> dict[str, str]:
-    """Each path's shortest trailing part that no other path shares: `model_int8.tflite` alone, or
-    `edge/export/model_int8.tflite` when two runs' files have the same name."""
-    parts = {p: Path(p).parts for p in set(paths)}
-    names = {}
-    for path, own in parts.items():
-        for n in range(1, len(own) + 1):
-            tail = own[-n:]
-            if all(other[-n:] != tail for q, other in parts.items() if q != path):
-                break
-        names[path] = str(Path(*tail))
-    return names
-
-
 def _cells(r: BenchResult, name: str) -> list[str]:
     return [name, r.precision, f"{r.backend} {r.backend_version}", str(r.threads), str(r.batch),
             f"{r.size_bytes / 1024:.0f} KB", f"{r.load_ms:.1f}", f"{r.first_ms:.3f}", f"{r.p50_ms:.4f}",
@@ -228,11 +213,3 @@ def device_line(dev: dict) -> str:
 def _rows(report: BenchReport) -> list[list[str]]:
     names = display_names([r.model for r in report.results])
     return [_cells(r, names[r.model]) for r in report.results]
-
-
-def format_text(report: BenchReport) -> str:
-    return device_line(report.device) + "\n" + text_table(HEADERS, _rows(report))
-
-
-def format_markdown(report: BenchReport) -> str:
-    return f"Device: {device_line(report.device)}\n\n" + markdown_table(HEADERS, _rows(report))

@@ -10,11 +10,12 @@ import numpy as np
 
 from edge_runtime.core.classifier import load_model
 from edge_runtime.core.contract import CLASS_NAMES
-from edge_runtime.tools import photos as photo_folder
-from edge_runtime.tools.bench import display_names
-from edge_runtime.tools.metrics import confusion_matrix, per_class_accuracy
-from edge_runtime.tools.plots import plot_confusions
-from edge_runtime.tools.tables import text_table
+from edge_runtime.data import photos as photo_folder
+from edge_runtime.data.scoring import score_photos
+from edge_runtime.report.tables import display_names
+from edge_runtime.report.metrics import confusion_matrix, per_class_accuracy
+from edge_runtime.report.plots import plot_confusions
+from edge_runtime.report.tables import text_table
 
 
 @dataclass
@@ -65,7 +66,7 @@ class EvaluationReport:
 def predict_all(path: str | Path | None, images: np.ndarray, threads: int | None = None) -> np.ndarray:
     """A model's probabilities on many images (load_model warns about a file made for other preprocessing)."""
     with load_model(path, threads) as model:
-        return model.backend.predict_batches(images)
+        return model.predict(images)
 
 
 def _evaluation(path, predicted: np.ndarray, first: np.ndarray, labels: np.ndarray) -> ModelEvaluation:
@@ -77,10 +78,10 @@ def _evaluation(path, predicted: np.ndarray, first: np.ndarray, labels: np.ndarr
 
 
 def evaluate(paths: list[str | Path], images: np.ndarray, labels: np.ndarray, threads: int | None = None,
-             photos: str | Path | None = None, photo_split: str = "held-out") -> EvaluationReport:
+             photos: tuple[str, ...] = (), photo_split: str = "held-out") -> EvaluationReport:
     """Evaluate each model on the same images (agreement against the first), and on the photos of
-    `photo_split` in the `photos` folder when given, through the camera's preprocessing."""
-    chosen = photo_folder.load_photos(photos, photo_split) if photos else None
+    `photo_split` in the `photos` folders when given, through the camera's preprocessing."""
+    chosen = photo_folder.load_folders(photos, photo_split) if photos else None
     photo_images = photo_folder.prepare(chosen) if chosen else None
     report, first = EvaluationReport(), None
     for path in paths:
@@ -88,7 +89,7 @@ def evaluate(paths: list[str | Path], images: np.ndarray, labels: np.ndarray, th
         first = predicted if first is None else first
         row = _evaluation(path, predicted, first, labels)
         if chosen:
-            scored = photo_folder.score(chosen, predict_all(path, photo_images, threads))
+            scored = score_photos(chosen, predict_all(path, photo_images, threads))
             row.photos = {"split": photo_split, **asdict(scored)}
         report.models.append(row)
     return report

@@ -27,6 +27,9 @@ class ModelInfo:
     micro: dict | None = None
     """For a full-integer int8 .tflite file: what a microcontroller needs, flash and the tensor arena."""
 
+    def format_text(self) -> str:
+        return _format_text(self)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -72,7 +75,7 @@ def _onnx_details(backend: Backend, path: Path) -> tuple[list[dict], list[dict],
 def _micro(path: Path) -> dict:
     """Flash (the flatbuffer) and the tensor arena, measured with TFLM's interpreter where it is installed."""
     from edge_runtime.core.errors import FmnistEdgeError
-    from edge_runtime.tools import micro
+    from edge_runtime.core import micro
 
     model = micro.read_int8(path)
     try:
@@ -99,8 +102,8 @@ def describe(path: str | Path) -> ModelInfo:
                          metadata=meta.to_dict() if meta else None)
 
 
-def format_info(info: ModelInfo) -> str:
-    """The human-readable form of `info`."""
+def _format_text(info: ModelInfo) -> str:
+    """The human-readable form of `info` (ModelInfo.format_text)."""
     lines = [f"{info.path}: {info.format}, {info.size_bytes:,} bytes, {info.backend} {info.backend_version}"]
     for kind, tensors in (("input", info.inputs), ("output", info.outputs)):
         for t in tensors:

@@ -3,26 +3,43 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge_runtime.camera.preprocess import preprocess_frame
-from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.classifier import load_model
+from edge_runtime.core.errors import FmnistEdgeError
+from edge_runtime.data.images import READ_ERRORS, read_image
 
 
-READ_ERRORS = {False: "no such file", True: "not an image OpenCV can read"}
-"""Why an image could not be read, by whether the path exists."""
+@dataclass
+class PredictReport:
+    predictions: list[dict]
+    """One dict per image, in order: {"image", "label", "class_id", "score"}, or {"image", "error"}."""
+
+    @property
+    def failed(self) -> list[dict]:
+        return [r for r in self.predictions if "error" in r]
+
+    def to_dict(self) -> dict:
+        return {"predictions": self.predictions}
+
+    def format_text(self) -> str:
+        return "\n".join(f"{r['image']}: {r['label']} ({r['score']:.3f})" for r in self.predictions if "error" not in r)
+
+    def failure_line(self) -> str:
+        """The one error line when some images could not be read or classified."""
+        failed = self.failed
+        what = "read" if all(r["error"] in READ_ERRORS.values() for r in failed) else "classified"
+        return f"{len(failed)} of {len(self.predictions)} images could not be {what}"
 
 
-def read_image(path: str) -> np.ndarray | None:
-    """Any image file OpenCV reads, as it is on disk (grey, BGR or BGRA); None if unreadable."""
-    if not Path(path).is_file():
-        return None
-    data = np.fromfile(path, dtype=np.uint8)
-    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+def predict(paths: Sequence[str], model_path: str | None = None,
+            roi: tuple[int, int, int, int] | None = None) -> PredictReport:
+    """Each image's prediction through the camera's preprocessing, or why it has none."""
+    return PredictReport(predict_files(paths, model_path, roi))
 
 
 def predict_files(paths: Sequence[str], model_path: str | None = None,
@@ -36,8 +53,6 @@ def predict_files(paths: Sequence[str], model_path: str | None = None,
             reason = READ_ERRORS[Path(path).exists()]
             results.append({"image": path, "error": reason})
             continue
-        if image.dtype != np.uint8:  # 16-bit PNGs and the like
-            image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
         try:
             prepared.append(preprocess_frame(image, roi).image)
         except FmnistEdgeError as exc:  # this image only (a region outside it, an odd shape): the rest run

@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_runtime.core.backends import Backend, open_backend
 from edge_runtime.core.references import BOUNDARY, REST, References, this_machine
-from edge_runtime.tools.tables import text_table
+from edge_runtime.report.tables import text_table
 
 NO_REFERENCES = ("no reference inputs: exported before fmnist-edge stored them; export it again to check it "
                  "on a device")

@@ -42,7 +42,7 @@ def tiny_model(images: np.ndarray, labels: np.ndarray):
 def main() -> None:
     from converters.base import Target
     from converters.export import calibration_set, export
-    from toolkit import data
+    from edge_runtime.data import fashion_mnist as data
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None)

@@ -11,9 +11,10 @@ from prometheus_client.core import CounterMetricFamily
 
 from edge_runtime._version import __version__
 from edge_runtime.camera.pipeline import STAGES, FrameResult
-from edge_runtime.camera.sinks.base import Sink, StreamInfo
+from edge_runtime.camera.sinks.base import Reply, Sink, StreamInfo
 from edge_runtime.camera.smoothing import UNSURE
 
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 """Seconds: a frame takes about 1.6 ms on a laptop core, several times that on a Pi."""
 
@@ -49,7 +50,12 @@ class MetricsSink(Sink):
         self.info = Info("fmnist_edge", "What is running", registry=r)
         self._shown: str | None = None
 
+    @classmethod
+    def from_options(cls, opts) -> MetricsSink | None:
+        return cls() if opts.serve else None  # served on the camera's web server
+
     def start(self, stream: StreamInfo) -> None:
+        stream.outlets.route("GET", "/metrics", lambda: Reply(self.exposition(), CONTENT_TYPE))
         self.info.info({"version": __version__, "source": stream.source})
         for name in (*stream.class_names, UNSURE):
             self.label.labels(name).set(0)

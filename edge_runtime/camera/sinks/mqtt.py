@@ -20,7 +20,7 @@ from collections import deque
 
 from edge_runtime.camera.pipeline import FrameResult
 from edge_runtime.camera.sinks.base import Sink, StreamInfo
-from edge_runtime.core.address import parse_host_port
+from edge_runtime.web.address import parse_host_port
 from edge_runtime.core.errors import FmnistEdgeError
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,10 @@ class MqttSink(Sink):
         self._last: str | None = None
         self.published = self.dropped = 0
         self._source = ""
+
+    @classmethod
+    def from_options(cls, opts) -> MqttSink | None:
+        return cls(opts.mqtt, opts.topic) if opts.mqtt else None
 
     def start(self, stream: StreamInfo) -> None:
         mqtt = self._mqtt

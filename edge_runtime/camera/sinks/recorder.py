@@ -15,6 +15,10 @@ class RecorderSink(Sink):
         self._fps = 0.0
         self._writer: AtomicVideoWriter | None = None
 
+    @classmethod
+    def from_options(cls, opts) -> RecorderSink | None:
+        return cls(opts.record) if opts.record else None
+
     def start(self, stream: StreamInfo) -> None:
         self._fps = stream.fps
 

@@ -29,6 +29,10 @@ class WindowSink(Sink):
     needs_picture = True
     paces = True
 
+    @classmethod
+    def from_options(cls, opts) -> WindowSink | None:
+        return None if opts.headless else cls()
+
     def __init__(self):
         if not window_available():
             raise FmnistEdgeError("no window can open here (no display, or the headless OpenCV build); "

@@ -1,4 +1,5 @@
-"""Real photos of clothing with Fashion-MNIST labels (../shared/real-photos): loading and a fixed split.
+"""Folders of real photos with Fashion-MNIST labels (../shared/real-photos, or what `camera --collect`
+writes): reading and writing their table, and a fixed split.
 
 Each photo belongs to the "tune" half (which training may use) or the "held-out" half (which only
 measures), decided by a hash of its path, so every tool and every run agrees on the split and no
@@ -15,16 +16,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge_runtime.camera.preprocess import preprocess_frame
 from edge_runtime.core.contract import NUM_CLASSES
 from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.files import write_text_atomic
+from edge_runtime.data.images import read_photo
 
 SCORED_AFTER: dict[str, str | None] = {"tune": "held-out", "held-out": "tune", "all": None, "tune-a": "tune-b",
                                        "tune-b": "tune-a"}
@@ -106,6 +108,24 @@ def load_photos(root: str | Path, split: str = "all", exclude: tuple[str, ...] =
     return [p for p in photos if p.in_split(split) and p.photo_class not in exclude]
 
 
+def load_folders(roots: Sequence[str | Path], split: str = "all", exclude: tuple[str, ...] = ()) -> list[Photo]:
+    """load_photos over several folders, in order; each folder keeps its own split. A class to exclude
+    must be in one of them."""
+    if isinstance(roots, (str, Path)):
+        roots = [roots]
+    known = set()
+    photos: list[Photo] = []
+    for root in roots:
+        every = load_photos(root)
+        known |= {p.photo_class for p in every}
+        photos += [p for p in every if p.in_split(split) and p.photo_class not in exclude]
+    unknown = set(exclude) - known
+    if unknown:
+        raise FmnistEdgeError(f"{', '.join(map(str, roots))}: no photo class {', '.join(sorted(unknown))}; the "
+                              f"classes are {', '.join(sorted(known))}")
+    return photos
+
+
 def _photo(root: Path, row: dict[str, str]) -> Photo:
     classes = (row["fashion_mnist_classes"] or "").split()
     if not all(c.isdigit() and int(c) < NUM_CLASSES for c in classes):
@@ -122,45 +142,9 @@ def accepted_mask(photos: list[Photo]) -> np.ndarray:
     return mask
 
 
-def read_photo(path: str | Path) -> np.ndarray:
-    """A photo file as a BGR image; a missing or damaged one is one FmnistEdgeError line."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FmnistEdgeError(f"{path}: unreadable photo")
-    return image
-
-
 def prepare(photos: list[Photo]) -> np.ndarray:
     """uint8 [N,28,28,1]: each photo through the camera's frame preprocessing."""
     out = np.zeros((len(photos), 28, 28, 1), np.uint8)
     for i, photo in enumerate(photos):
         out[i] = preprocess_frame(read_photo(photo.path)).image
     return out
-
-
-@dataclass
-class PhotoScore:
-    photos: int
-    """In-distribution photos scored (those with at least one accepted class)."""
-    accuracy: float
-    per_class: dict[str, float]
-    ood_photos: int
-    ood_mean_confidence: float
-    """Mean top probability on out-of-distribution photos: lower is better."""
-    in_mean_confidence: float
-
-
-def score(photos: list[Photo], probs: np.ndarray) -> PhotoScore:
-    """Accuracy where the top class is an accepted one; confidence on the out-of-distribution rest."""
-    top = probs.argmax(axis=1)
-    right = np.array([int(t) in p.accepted for t, p in zip(top, photos, strict=True)])
-    known = np.array([bool(p.accepted) for p in photos])
-    per_class = {}
-    for name in sorted({p.photo_class for p in photos if p.accepted}):
-        idx = [i for i, p in enumerate(photos) if p.photo_class == name]
-        per_class[name] = round(float(right[idx].mean()), 4)
-    conf = probs.max(axis=1)
-    return PhotoScore(photos=int(known.sum()), accuracy=round(float(right[known].mean()), 4) if known.any() else 0.0,
-                      per_class=per_class, ood_photos=int((~known).sum()),
-                      ood_mean_confidence=round(float(conf[~known].mean()), 4) if (~known).any() else 0.0,
-                      in_mean_confidence=round(float(conf[known].mean()), 4) if known.any() else 0.0)

@@ -31,10 +31,10 @@ import numpy as np
 
 from edge_runtime.camera.pipeline import FrameResult
 from edge_runtime.camera.preprocess import working_copy
-from edge_runtime.camera.sinks.base import Sink, StreamInfo
+from edge_runtime.camera.sinks.base import Reply, Sink, StreamInfo
 from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.files import write_bytes_atomic
-from edge_runtime.tools import photos
+from edge_runtime.data import photos
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +103,18 @@ class CollectorSink(Sink):
             self._rows = photos.read_rows(self.folder)  # a folder collected before: add to it
         self._claimed = len(self._rows)
         self._source, self._names = stream.source, stream.class_names
+        stream.outlets.route("POST", "/save", self._save_route)  # the camera page's Save frame button
+        stream.outlets.state.append(lambda: {"collected": self.saved})
         self._writer = threading.Thread(target=self._write_loop, name="collect", daemon=True)
         self._writer.start()
 
     def ask(self) -> None:
         """Keep the next frame whatever the rule (the web page's button)."""
         self._asked.set()
+
+    def _save_route(self) -> Reply:
+        self.ask()
+        return Reply(b'{"saving": true}', "application/json", 202)
 
     @property
     def full(self) -> bool:

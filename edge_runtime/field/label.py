@@ -19,10 +19,10 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import ClassVar
 
-from edge_runtime.camera.serve import PageHandler, QuietHTTPServer
+from edge_runtime.web.http import PageHandler, QuietHTTPServer
 from edge_runtime.core.contract import CLASS_NAMES
 from edge_runtime.core.errors import FmnistEdgeError
-from edge_runtime.tools import photos
+from edge_runtime.data import photos
 
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).resolve().parent / "web" / "label.html"

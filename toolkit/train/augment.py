@@ -15,34 +15,8 @@ strength from the first step cost 3 points of test accuracy in a 2-epoch run.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 from toolkit.tf import tf
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    shift: float = 0.04
-    """Largest shift, as a fraction of the image side, rounded to whole pixels (0.04: up to 1 px)."""
-    affine_prob: float = 0.2
-    """Share of images that are also rotated and zoomed (resampled)."""
-    rotation_deg: float = 6.0
-    """Largest rotation either way, in degrees."""
-    zoom: float = 0.06
-    """Largest relative change of scale either way."""
-    flip: bool = True
-    """Mirror left-right half of the time."""
-    gain: float = 0.15
-    """Largest relative change of pixel intensity (contrast) either way."""
-    blur_prob: float = 0.1
-    """Share of images replaced by a Gaussian-blurred copy (an out-of-focus camera)."""
-    noise_std: float = 3.0
-    """Largest standard deviation of added Gaussian noise, in 0..255 pixel units."""
-    erase_prob: float = 0.0
-    """Share of images with one rectangle set to background (random erasing): a part of the item
-    hidden, cut off by the frame edge or missed by the preprocessing's mask."""
-    erase_area: tuple[float, float] = (0.02, 0.15)
-    """Smallest and largest erased area, as a fraction of the image."""
+from toolkit.train.config import AugmentConfig
 
 
 def _affine_transforms(batch: int, cfg: AugmentConfig, seeds: tf.Tensor, size: float,

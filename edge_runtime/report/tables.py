@@ -4,6 +4,7 @@ toolkit prints goes through these two functions."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _alignment(headers: Sequence[str], align: str | None) -> str:
@@ -31,3 +32,17 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], ali
     lines = ["| " + " | ".join(str(h) for h in headers) + " |", rule]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def display_names(paths: list[str]) -> dict[str, str]:
+    """Each path's shortest trailing part that no other path shares: `model_int8.tflite` alone, or
+    `edge/export/model_int8.tflite` when two runs' files have the same name."""
+    parts = {p: Path(p).parts for p in set(paths)}
+    names = {}
+    for path, own in parts.items():
+        for n in range(1, len(own) + 1):
+            tail = own[-n:]
+            if all(other[-n:] != tail for q, other in parts.items() if q != path):
+                break
+        names[path] = str(Path(*tail))
+    return names
