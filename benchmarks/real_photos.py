@@ -21,7 +21,10 @@ A model argument may join several files with "+" (an ensemble: the mean of their
 --flip also averages each model's answer on the mirrored image.
 
     python benchmarks/real_photos.py MODEL.tflite [MODEL2.tflite ...] [--split held-out] [--left-out outwear]
-        [--photos ../shared/real-photos] [--min-score 0.6] [--no-test] [--json]
+        [--photos ../shared/real-photos [--photos ../shared/real-photos-more]] [--min-score 0.6] [--no-test] [--json]
+
+With several folders, every figure is also given per source (the table's `source` column, or the folder)
+and per Fashion-MNIST class over the photos labelled with that one class (strict).
 """
 
 from __future__ import annotations
@@ -78,7 +81,8 @@ def _accuracy(probs: np.ndarray, chosen: list, min_score: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="model files (.tflite/.onnx); join files with + for an ensemble")
-    parser.add_argument("--photos", default=str(ROOT.parent / "shared" / "real-photos"))
+    parser.add_argument("--photos", action="append", default=None,
+                        help="a photo folder (labels.csv); repeatable [default: ../shared/real-photos]")
     parser.add_argument("--split", default="held-out", choices=photomod.SPLITS)
     parser.add_argument("--left-out", action="append", default=[], metavar="CLASS",
                         help="photo class the model(s) did not train on: its accuracy is the unseen-type proxy")
@@ -90,12 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    chosen = photomod.load_photos(args.photos, args.split)
+    args.photos = args.photos or [str(ROOT.parent / "shared" / "real-photos")]
+    chosen = photomod.load_folders(args.photos, args.split)
     results = measure(args, chosen, photomod.prepare(chosen))
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print(f"{len(chosen)} {args.split} photos from {args.photos}, --min-score {args.min_score}"
+    print(f"{len(chosen)} {args.split} photos from {', '.join(args.photos)}, --min-score {args.min_score}"
           f"{', mirrored too' if args.flip else ''} ({time.perf_counter() - start:.0f} s)\n")
     print_tables(results, tuple(args.left_out))
     return 0
@@ -158,3 +163,14 @@ def print_tables(results: list[dict], left_out: tuple[str, ...]) -> None:
     for r in results:
         bins = "; ".join(f"{b['bin']}: {b['n']}, {b['confidence']:.2f}->{b['accuracy']:.2f}" for b in r["reliability"])
         print(f"- {r['model']}: {bins}")
+    for title, key in (("source", "per_source"), ("Fashion-MNIST class (strict: photos of that one class)",
+                                                   "per_fmnist_class")):
+        print(f"\nPer {title}: accuracy of n\n")
+        print("| " + title.split(" (")[0] + " | n | " + " | ".join(names) + " |")
+        print("|---|---:|" + "---:|" * len(names))
+        for name, row in results[0][key].items():
+            print(f"| {name} | {row['photos']} | " + " | ".join(pct(r[key][name]["accuracy"]) for r in results) + " |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

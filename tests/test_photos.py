@@ -77,3 +77,38 @@ def test_training_with_real_photos_scores_the_held_out_half(photos_dir, fmnist_d
     assert scored["photos"] == sum(1 for p in held if p.accepted)
     assert scored["ood_photos"] == sum(1 for p in held if not p.accepted)
     assert 0.2 < scored["accuracy"] <= 1.0  # one short epoch: far above the 1-in-10 of guessing
+
+
+def test_crops_of_one_photo_share_a_split(tmp_path):
+    """With a `source` column the split follows the source and the file's stem: the crops of one street
+    photo (bag/0005.jpg, dress/0005.jpg) never fall on both sides, whatever their class."""
+    lines = ["path,photo_class,fashion_mnist_classes,source"]
+    for i in range(40):
+        for cls, cid in (("bag", 8), ("dress", 3)):
+            lines.append(f"street/{cls}/{i:04d}.jpg,street-{cls},{cid},clothing-co-parsing")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    every = photos.load_photos(tmp_path)
+    split = {}
+    for p in every:
+        split.setdefault(p.path.stem, set()).add(p.split)
+    assert all(len(s) == 1 for s in split.values()) and {p.split for p in every} == {"tune", "held-out"}
+    assert {p.source for p in every} == {"clothing-co-parsing"}
+
+
+def test_the_real_photos_halves_stay_what_every_figure_was_measured_on(photos_dir):
+    every = photos.load_photos(photos_dir)
+    assert (sum(p.split == "tune" for p in every), sum(p.split == "held-out" for p in every)) == (1483, 1585)
+    assert {p.source for p in every} == {photos_dir.name}
+
+
+def test_scores_per_source_and_per_fashion_mnist_class(small_folder):
+    everything = photos.load_photos(small_folder)
+    probs = np.full((6, 10), 0.01, np.float32)
+    for row, cls in enumerate([0, 3, 6, 9, 4, 3]):  # right, wrong, right (Shirt), right (Boot), OOD, right
+        probs[row, cls] = 0.91
+    result = score_photos(everything, probs)
+    assert result.per_source == {small_folder.name: {"photos": 5, "accuracy": 0.8}}
+    # strict: only the photos of one class (the long-sleeved top and the shoes accept several)
+    assert result.per_fmnist_class == {"T-shirt/top": {"photos": 1, "accuracy": 1.0},
+                                       "Trouser": {"photos": 1, "accuracy": 0.0},
+                                       "Dress": {"photos": 1, "accuracy": 1.0}}

@@ -484,11 +484,13 @@ def camera(as_json: bool, unit: bool, **options) -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Write the confusion matrices to this image file (needs matplotlib).")
-@click.option("--photos", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Also score the real photos in this folder (labels.csv), through the camera's preprocessing.")
+@click.option("--photos", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Also score the real photos in this folder (labels.csv), through the camera's preprocessing; "
+                   "repeatable. Reported per source and per Fashion-MNIST class too.")
 @click.option("--photo-split", type=_TableChoice("edge_runtime.data.photos", "SPLITS"), default="held-out",
               show_default=True,
-              help="Which photos --photos scores; training with --photos uses only the tune half.")
+              help="Which photos --photos scores (each folder split on its own); training with --photos uses only "
+                   "the tune half.")
 @json_option
 def evaluate(models: tuple[str, ...], data_dir: str | None, limit: int | None, threads: int | None,
              plot: str | None, photos: tuple[str, ...], photo_split: str, as_json: bool) -> None:

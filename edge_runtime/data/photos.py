@@ -48,6 +48,12 @@ class Photo:
     photo_class: str
     accepted: frozenset[int]
     """Fashion-MNIST classes that count as right; empty for out-of-distribution items."""
+    source: str = ""
+    """Where the photo came from: the table's `source` column, else the folder's name."""
+    key: str = ""
+    """What decides its split (split_key); photos with the same key are always in the same split."""
+    mask: Path | None = None
+    """A pixel mask of the item (255 = the item), where the table's `mask` column names one."""
 
     @property
     def split(self) -> str:
@@ -65,7 +71,20 @@ class Photo:
 
     @property
     def _digest(self) -> bytes:
-        return hashlib.sha256(f"{self.photo_class}/{self.path.name}".encode()).digest()
+        return hashlib.sha256((self.key or f"{self.photo_class}/{self.path.name}").encode()).digest()
+
+
+def split_key(row: dict[str, str]) -> str:
+    """What a row's split is decided by: its `group` column where the table has one; else, where it has a
+    `source` column, the source and the file's stem (the crops of one street photo share them, so they
+    are never split apart, and a collected frame keeps its split when it is labelled); else its photo
+    class and file name (../shared/real-photos, whose halves every earlier figure was measured on)."""
+    if row.get("group"):
+        return row["group"]
+    name = Path(row["path"])
+    if row.get("source"):
+        return f"{row['source']}/{name.stem}"
+    return f"{row['photo_class']}/{name.name}"
 
 
 def read_rows(root: str | Path) -> list[dict[str, str]]:
@@ -131,7 +150,9 @@ def _photo(root: Path, row: dict[str, str]) -> Photo:
     if not all(c.isdigit() and int(c) < NUM_CLASSES for c in classes):
         raise FmnistEdgeError(f"{root / LABELS}: {row['path']}: fashion_mnist_classes must be class ids 0 to 9, "
                               f"not {row['fashion_mnist_classes']!r}")
-    return Photo(root / row["path"], row["photo_class"], frozenset(int(c) for c in classes))
+    mask = row.get("mask") or None
+    return Photo(root / row["path"], row["photo_class"], frozenset(int(c) for c in classes),
+                 source=row.get("source") or root.name, key=split_key(row), mask=root / mask if mask else None)
 
 
 def accepted_mask(photos: list[Photo]) -> np.ndarray:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge_runtime.core.contract import CLASS_NAMES
 from edge_runtime.data.photos import Photo
 from edge_runtime.report.metrics import reliability
 
@@ -47,6 +48,12 @@ class PhotoScore:
     per_class_photos: dict[str, int] = field(default_factory=dict)
     per_class_labelled: dict[str, float] = field(default_factory=dict)
     """Share of each photo class's photos that the camera labels at min_score."""
+    per_source: dict[str, dict] = field(default_factory=dict)
+    """Source (the table's `source` column, or the folder) -> {"photos", "accuracy"} of its
+    in-distribution photos."""
+    per_fmnist_class: dict[str, dict] = field(default_factory=dict)
+    """Fashion-MNIST class -> {"photos", "accuracy"} over the photos labelled with that one class alone
+    (strict: a photo that accepts several classes, a long-sleeved top, is not in any row)."""
 
 
 def right_answers(photos: Sequence[Photo], probs: np.ndarray) -> np.ndarray:
@@ -80,7 +87,20 @@ def score_photos(photos: Sequence[Photo], probs: np.ndarray, min_score: float = 
         score.per_class_labelled[name] = _share(keep, pick)
         if known[pick].any():
             score.per_class[name] = _share(right, pick)
+    score.per_source = _groups(np.array([p.source for p in photos]), right, known)
+    strict = np.array([CLASS_NAMES[min(p.accepted)] if len(p.accepted) == 1 else "" for p in photos])
+    by_class = _groups(strict, right, strict != "")
+    score.per_fmnist_class = {name: by_class[name] for name in CLASS_NAMES if name in by_class}
     return score
+
+
+def _groups(names: np.ndarray, right: np.ndarray, counted: np.ndarray) -> dict[str, dict]:
+    """name -> {"photos", "accuracy"} over the counted photos of each name, in the order names first appear."""
+    rows = {}
+    for name in dict.fromkeys(names[counted]):
+        pick = counted & (names == name)
+        rows[str(name)] = {"photos": int(pick.sum()), "accuracy": _share(right, pick)}
+    return rows
 
 
 def _mean(values: np.ndarray, pick: np.ndarray) -> float:

@@ -55,12 +55,20 @@ class EvaluationReport:
         lines = [f"{self.models[0].images} test images", text_table(headers, rows)]
         for m in self.models:
             if m.photos is not None:
-                p = m.photos
-                per_class = ", ".join(f"{k} {v:.2f}" for k, v in p["per_class"].items())
-                lines.append(f"{names[m.path]}: {p['accuracy']:.4f} of {p['photos']} {p['split']} real photos "
-                             f"right ({per_class}); mean confidence on {p['ood_photos']} out-of-distribution "
-                             f"photos {p['ood_mean_confidence']:.2f}")
+                lines += _photo_lines(names[m.path], m.photos)
         return "\n".join(lines)
+
+
+def _photo_lines(name: str, p: dict) -> list[str]:
+    """A model's score on real photos, for a person: overall, per source, per Fashion-MNIST class."""
+    per_class = ", ".join(f"{k} {v:.2f}" for k, v in p["per_class"].items())
+    lines = [f"{name}: {p['accuracy']:.4f} of {p['photos']} {p['split']} real photos right ({per_class}); mean "
+             f"confidence on {p['ood_photos']} out-of-distribution photos {p['ood_mean_confidence']:.2f}"]
+    for title, rows in (("per source", p["per_source"]), ("per Fashion-MNIST class, strict", p["per_fmnist_class"])):
+        if rows:
+            lines.append(f"  {title}: " + ", ".join(f"{k} {r['accuracy']:.2f} of {r['photos']}" for k, r in rows.items()
+                                                     if r["accuracy"] is not None))
+    return lines
 
 
 def predict_all(path: str | Path | None, images: np.ndarray, threads: int | None = None) -> np.ndarray:
