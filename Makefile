@@ -102,7 +102,7 @@ zoo: setup $(ZOO_MODELS)
 	  $(CLI) export $(ZOO)/$$arch/model.keras --int8 --fp16 --out $(ZOO)/$$arch/export || exit 1; \
 	done
 
-# BENCHMARKS.md and its plots from the zoo (`make zoo` first).
+# docs/zoo-benchmarks.md and its plots (docs/figures) from the zoo (`make zoo` first).
 benchmarks: setup
 	$(PY) benchmarks/run_matrix.py $(ZOO) --threads 1,2 --photos $(PHOTOS)
 

@@ -1,4 +1,4 @@
-"""Do two machines compute the same answers from the same model files? (The README's x86 / arm64 table.)
+"""Do two machines compute the same answers from the same model files? (The x86 / arm64 table of docs/raspberry-pi.md.)
 
     python benchmarks/agreement.py save OUT.npz MODEL...        # on each machine: every test image's answers
     python benchmarks/agreement.py compare A.npz B.npz [--markdown]

@@ -15,7 +15,7 @@ PHOTOS and written as a labelled photo folder (what `camera --collect` and `labe
 run exactly as a user runs them (the fine-tune recipe's defaults), and the int8 file is scored
 through the edge runtime, like the base: the held-out photos of CLASSES (the user's other items of
 those types), all held-out in-distribution photos, hats/shorts/skirts left unsure, Fashion-MNIST
-test. Writes OUT/field_loop.json, prints a markdown table and draws OUT/field_loop.png.
+test. Writes OUT/field_loop.json, prints a markdown table and draws docs/figures/field_loop.png.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+FIGURE = ROOT / "docs" / "figures" / "field_loop.png"
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from real_photos import model_probs, score  # noqa: E402
@@ -134,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     args.base, args.out, args.photos = (str(Path(x).resolve()) for x in (args.base, args.out, args.photos))
     rows = run(args)
     print(table(rows, tuple(args.classes)))
-    plot(rows, tuple(args.classes), Path(args.out) / "field_loop.png")
-    print(json.dumps({"wrote": [str(Path(args.out) / "field_loop.json"), str(Path(args.out) / "field_loop.png")]}))
+    plot(rows, tuple(args.classes), FIGURE)
+    print(json.dumps({"wrote": [str(Path(args.out) / "field_loop.json"), str(FIGURE)]}))
     return 0
 
 

@@ -1,6 +1,6 @@
-"""The README's picture of the labelling page: frames collected by the camera, two labelled, in chromium.
+"""The docs' picture of the labelling page: frames collected by the camera, two labelled, in chromium.
 
-    python benchmarks/label_screenshot.py [--out benchmarks/figures/label_page.png]
+    python benchmarks/label_screenshot.py [--out docs/figures/label_page.png]
 
 Makes a video of eight Fashion-MNIST test items on camera-like backgrounds (toolkit.synthetic),
 runs `fmnist-edge camera --collect` on it (a --min-score no answer reaches, so every item is kept),
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from toolkit.synthetic import write_video
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "figures" / "label_page.png"))
+    parser.add_argument("--out", default=str(ROOT / "docs" / "figures" / "label_page.png"))
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="label-shot-"))
     images, _ = load_split("test", None, limit=40)

@@ -1,13 +1,13 @@
-"""Benchmark every exported zoo model (formats x precisions x threads) and write BENCHMARKS.md.
+"""Benchmark every exported zoo model (formats x precisions x threads) and write docs/zoo-benchmarks.md.
 
 Each ZOO_DIR/<arch>/ holds what `fmnist-edge train` and `fmnist-edge export` wrote (metrics.json,
 export/export_report.json and the model files). This script runs `fmnist-edge bench` on every
 file at every thread count, scores the int8 and fp32 TFLite files on the held-out real photos
 (`fmnist-edge evaluate --photos`), and writes:
 
-- BENCHMARKS.md: the per-architecture table and the full matrix, with the machine they ran on;
+- docs/zoo-benchmarks.md: the per-architecture table and the full matrix, with the machine they ran on;
 - benchmarks/results/<host>.json: the raw bench report, for benchmarks/merge.py;
-- benchmarks/accuracy_latency.png and benchmarks/accuracy_size.png, the accuracy/latency front marked.
+- docs/figures/accuracy_latency.png and docs/figures/accuracy_size.png, the accuracy/latency front marked.
 
     python benchmarks/run_matrix.py runs/zoo [--threads 1,2] [--photos ../shared/real-photos]
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "toolkit.cli"]
+FIGURES = ROOT / "docs" / "figures"
 
 
 def run_json(*args: str) -> dict:
@@ -87,7 +88,7 @@ def main() -> int:
     parser.add_argument("--runs", default="5000")
     parser.add_argument("--warmup", default="500")
     parser.add_argument("--photos", type=Path, default=None)
-    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "zoo-benchmarks.md")
     args = parser.parse_args()
 
     archs = collect(args.zoo)
@@ -112,8 +113,8 @@ def main() -> int:
                      "photos": photo_scores.get(r["model"])})
 
     one_thread = [r for r in rows if r["threads"] == min(int(t) for t in args.threads.split(","))]
-    plot(one_thread, "p50_ms", "p50 latency, batch 1, one thread (ms)", ROOT / "benchmarks" / "accuracy_latency.png")
-    plot(one_thread, "size_bytes", "file size (bytes)", ROOT / "benchmarks" / "accuracy_size.png")
+    plot(one_thread, "p50_ms", "p50 latency, batch 1, one thread (ms)", FIGURES / "accuracy_latency.png")
+    plot(one_thread, "size_bytes", "file size (bytes)", FIGURES / "accuracy_size.png")
     args.out.write_text(render(archs, rows, bench["device"], photo_scores, args))
     print(f"wrote {args.out}")
     return 0
@@ -159,8 +160,8 @@ def render(archs: list[dict], rows: list[dict], device: dict, photos: dict, args
              markdown_table(["arch", "params", "MACs", "fp32 size", "int8 size", "fp32 accuracy", "int8 accuracy",
                              "int8 p50 ms", "int8 p99 ms", "real photos (int8)", "epochs"],
                             [_arch_row(a, rows, photos, t1) for a in archs]),
-             "", "![accuracy against latency](benchmarks/accuracy_latency.png)",
-             "![accuracy against size](benchmarks/accuracy_size.png)", "",
+             "", "![accuracy against latency](figures/accuracy_latency.png)",
+             "![accuracy against size](figures/accuracy_size.png)", "",
              "## Every file", "",
              markdown_table(["arch", "file", "runtime", "threads", "size", "accuracy", "p50 ms", "p99 ms", "images/s",
                              "peak RSS MB"], [_file_row(r) for r in rows], "lllrrrrrrr"),

@@ -134,3 +134,9 @@ def test_the_edge_runtime_never_calls_the_tensorflow_loader():
 def test_the_circle_finder_finds_circles():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"a"}}) == [["a"]] and cycles({"a": {"b"}, "b": set()}) == []
+
+
+@needs_source
+def test_the_readme_is_short():
+    """What it is, install, the two commands, quickstarts, current numbers, links: the rest is in docs/."""
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 300

@@ -15,8 +15,8 @@ This module does the same steps on a real frame, on a small copy so it stays fas
    dark), exactly 0 outside.
 
 Measured on the 3,068 real photos in ../shared/real-photos with a seed-b model trained on
-Fashion-MNIST only: resizing and inverting 4%, centre crop and inversion 10.5%, this 59% (see the
-README).
+Fashion-MNIST only: resizing and inverting 4%, centre crop and inversion 10.5%, this 59% (see
+docs/real-photos.md).
 """
 
 from __future__ import annotations
