@@ -101,8 +101,8 @@ def table(rows: list[dict], classes: tuple[str, ...]) -> str:
              "|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['k'] or 'base'} | {100 * r['left_out']['accuracy']:.1f}% of {r['left_out']['n']} | "
-                     f"{100 * r['seen_classes']['accuracy']:.1f}% | {100 * r['in_distribution']['accuracy']:.1f}% | "
-                     f"{100 * r['ood_unsure']['share']:.1f}% | {100 * r['fmnist_test_accuracy']:.2f}% | "
+                     f"{100 * r['seen']['accuracy']:.1f}% | {100 * r['accuracy']:.1f}% | "
+                     f"{100 * r['ood_unsure']:.1f}% | {100 * r['fmnist_test_accuracy']:.2f}% | "
                      f"{r['seconds']:.0f} s |")
     return "\n".join(lines)
 
@@ -112,7 +112,7 @@ def plot(rows: list[dict], classes: tuple[str, ...], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ks = [r["k"] for r in rows]
     for label, get in ((f"held-out {'+'.join(classes)}", lambda r: r["left_out"]["accuracy"]),
-                       ("other held-out classes", lambda r: r["seen_classes"]["accuracy"]),
+                       ("other held-out classes", lambda r: r["seen"]["accuracy"]),
                        ("Fashion-MNIST test", lambda r: r["fmnist_test_accuracy"])):
         ax.plot(ks, [100 * get(r) for r in rows], marker="o", label=label)
     ax.set_xlabel("photos the user labelled (K)")

@@ -82,7 +82,7 @@ def main(sample: np.ndarray, label: int) -> str:
     pixels = byte_array(np.asarray(sample, np.uint8).reshape(-1).tobytes())
     return f"""{GENERATED}
 // Classifies one Fashion-MNIST test image (a {CLASS_NAMES[label]}) and prints the answer: the smallest
-// program that shows the model runs on a board. Build it with the TFLM library (fmnist-edge's docs/microcontrollers.md).
+// program that shows the model runs on a board. Build it with the TFLM library (docs/microcontrollers.md).
 #include <cmath>
 #include <cstdint>
 

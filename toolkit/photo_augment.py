@@ -34,7 +34,7 @@ import numpy as np
 
 from edge_runtime.camera.preprocess import DEFAULT_OPTIONS, find_item, preprocess_frame, working_copy
 from edge_runtime.core.files import atomic_path
-from edge_runtime.data.images import read_photo
+from edge_runtime.data.images import read_mask, read_photo
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,9 @@ class PhotoAugmentConfig:
     noise_std: float = 5.0
     jpeg_prob: float = 0.5
     jpeg_quality: tuple[int, int] = (25, 90)
+    own_masks: bool = True
+    """Cut the item out with the photo's own mask where its folder has one (the street crops' masks),
+    rather than with the mask the preprocessing finds."""
     partial_prob: float = 0.0
     """Share of variants that show only the top or the bottom part (35-60% of its height) of the
     item, the rest painted out, labelled as no class: half a garment is not a garment (the top of
@@ -116,13 +119,22 @@ def background_plate(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return cv2.resize(filled, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def make_sources(images: list[np.ndarray]) -> list[Source]:
+def given_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
+    """A photo's own item mask (uint8, 255 = the item; a street crop's) at `size` (w, h), feathered as
+    item_mask's; None when it marks nothing."""
+    full = cv2.resize((mask > 127).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    return cv2.GaussianBlur(full, (5, 5), 0) if full.max() > 0.5 else None
+
+
+def make_sources(images: list[np.ndarray], masks: list[np.ndarray | None] | None = None) -> list[Source]:
     """Each photo at the preprocessing's working size (DEFAULT_OPTIONS.work_side: what it looks at
-    anyway), with its item's mask and background plate."""
+    anyway), with its item's mask (its own where `masks` has one, else the preprocessing's) and
+    background plate."""
     sources = []
-    for photo in images:
+    for i, photo in enumerate(images):
         image, _ = working_copy(photo, DEFAULT_OPTIONS.work_side)
-        mask = item_mask(image)
+        own = masks[i] if masks is not None else None
+        mask = given_mask(own, image.shape[1::-1]) if own is not None else item_mask(image)
         sources.append(Source(image, mask, background_plate(image, mask)))
     return sources
 
@@ -263,13 +275,15 @@ def partial_source(source: Source, rng: np.random.Generator) -> Source:
 
 
 def photo_bank(images: list[np.ndarray], variants: int, seed: int = 0,
-               cfg: PhotoAugmentConfig = DEFAULT_PHOTO_AUGMENT) -> tuple[np.ndarray, np.ndarray]:
+               cfg: PhotoAugmentConfig = DEFAULT_PHOTO_AUGMENT,
+               masks: list[np.ndarray | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 [len(images) * variants, 28, 28, 1], bool [len(images) * variants]): `variants` frames
     of each photo, each through the camera's preprocessing, and which of them are partial views
     (cfg.partial_prob; no class fits those). Photo i's are rows i*variants .. (i+1)*variants-1, the
-    first of them the photo as it is and the rest augmented."""
+    first of them the photo as it is and the rest augmented. `masks` are the photos' own item masks
+    where they have one (street crops: the item cut out exactly, not as the preprocessing finds it)."""
     start = time.perf_counter()
-    sources = make_sources(images)
+    sources = make_sources(images, masks)
     plates = [s.plate for s in sources if s.mask is not None]
     out = np.zeros((len(images) * variants, 28, 28, 1), np.uint8)
     partial = np.zeros(len(images) * variants, bool)
@@ -288,16 +302,20 @@ def photo_bank(images: list[np.ndarray], variants: int, seed: int = 0,
     return out, partial
 
 
-def cached_photo_bank(paths: list, variants: int, seed: int = 0,
-                      cfg: PhotoAugmentConfig = DEFAULT_PHOTO_AUGMENT) -> tuple[np.ndarray, np.ndarray]:
-    """photo_bank() of the photo files, kept in ~/.cache/fmnist-edge/photo-bank (or
-    $FMNIST_EDGE_PHOTO_BANK) under a key of everything that makes it: the files' names and sizes,
-    `variants`, `seed`, `cfg` and the source of this module and of the preprocessing."""
+def cached_photo_bank(paths: list, variants: int, seed: int = 0, cfg: PhotoAugmentConfig = DEFAULT_PHOTO_AUGMENT,
+                      mask_paths: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """photo_bank() of the photo files (and their own item masks, where `mask_paths` names one), kept in
+    ~/.cache/fmnist-edge/photo-bank (or $FMNIST_EDGE_PHOTO_BANK) under a key of everything that makes
+    it: the files' names and sizes, `variants`, `seed`, `cfg` and the source of this module and of the
+    preprocessing."""
     from edge_runtime.camera import preprocess
 
+    mask_paths = mask_paths if mask_paths and cfg.own_masks else [None] * len(paths)
     key = hashlib.sha256()
-    for path in paths:
+    for path, mask in zip(paths, mask_paths, strict=True):
         key.update(f"{path}:{os.path.getsize(path)}\n".encode())
+        if mask is not None:
+            key.update(f"mask {mask}:{os.path.getsize(mask)}\n".encode())
     key.update(f"{variants}:{seed}:{cfg!r}".encode())
     for module in (__file__, preprocess.__file__):
         key.update(Path(module).read_bytes())
@@ -307,7 +325,9 @@ def cached_photo_bank(paths: list, variants: int, seed: int = 0,
         log.info("augmented photo frames from %s", cached)
         with np.load(cached) as stored:
             return stored["frames"], stored["partial"]
-    frames, partial = photo_bank([read_photo(path) for path in paths], variants, seed, cfg)
+    masks = [None if m is None else read_mask(m) for m in mask_paths]
+    frames, partial = photo_bank([read_photo(path) for path in paths], variants, seed, cfg,
+                                 masks if any(m is not None for m in masks) else None)
     with atomic_path(cached) as tmp:  # two runs making the same bank: each file whole
         np.savez(tmp, frames=frames, partial=partial)
     return frames, partial

@@ -31,3 +31,11 @@ def read_photo(path: str | Path) -> np.ndarray:
     if image is None:
         raise FmnistEdgeError(f"{path}: unreadable photo")
     return image
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """A photo's item mask (grey, 255 = the item); a missing or damaged one is one FmnistEdgeError line."""
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise FmnistEdgeError(f"{path}: unreadable mask")
+    return mask

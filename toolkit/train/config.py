@@ -91,6 +91,9 @@ class TrainConfig:
     """Settings of the full-size photo augmentation that differ from PhotoAugmentConfig's defaults."""
     photo_augment_config: AugmentConfig
     """The 28x28 augmentation of the photos in each batch."""
+    photo_balance: float
+    """How the photo frames are drawn: a group of photos (one source, one photo class) in proportion to
+    its size to this power (1: as the folders have them; 0: every group alike)."""
     ood_weight: float
     """Weight of the pull towards a uniform answer for photos no class fits."""
     set_focus: float
@@ -106,6 +109,9 @@ class TrainConfig:
     """Share of the loss that is the match to the teachers' softened answers (with `teachers`)."""
     distill_temperature: float
     """Temperature that softens both the teachers' and the model's answers for that match."""
+    distill_photos: str
+    """Which photos the teachers' answers are distilled on: "all", or "right" (only where a teacher's
+    top class is an accepted one; elsewhere the photo's own label)."""
     recipe: str = DEFAULT
     """The recipe this configuration started from (a name, or a file)."""
     limit: int | None = None
@@ -286,6 +292,8 @@ def resolve(recipe: str | None, settings: dict, flags: dict) -> TrainConfig:
     missing = [k for k in recipe_keys() if k not in values]
     if missing:
         raise FmnistEdgeError(f"recipe {name}: no value for {', '.join(missing)}; start it with base = \"default\"")
+    if values["distill_photos"] not in ("all", "right"):
+        raise FmnistEdgeError(f"recipe {name}: distill_photos must be all or right, not {values['distill_photos']!r}")
     teachers = tuple(run.get("init") if t == INIT else t for t in values["teachers"])
     if None in teachers:
         raise FmnistEdgeError(f"recipe {name}: its teacher is the model given to --init; give --init MODEL")

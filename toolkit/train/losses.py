@@ -47,6 +47,17 @@ def with_teacher(rows: np.ndarray, teacher_probs: np.ndarray) -> np.ndarray:
     return np.concatenate([rows, teacher_probs], axis=1)
 
 
+def only_where_right(rows: np.ndarray) -> np.ndarray:
+    """Rows with teachers' answers, where an answer whose top class is not an accepted one is replaced
+    by the accepted classes themselves (spread evenly): a teacher that calls a worn bag a dress teaches
+    nothing there, rather than pulling the student to its mistake."""
+    rows = rows.copy()
+    accepted, answer = rows[:, Targets.ACCEPTED], rows[:, Targets.TEACHER]
+    wrong = (accepted[np.arange(len(rows)), answer.argmax(axis=1)] == 0) & (accepted.sum(axis=1) > 0)
+    rows[wrong, Targets.TEACHER] = accepted[wrong] / accepted[wrong].sum(axis=1, keepdims=True)
+    return rows
+
+
 def set_valued_loss(ood_weight: float, distill_weight: float = 0.0, temperature: float = 1.0,
                     set_focus: float = 0.0):
     """The loss on Targets rows; with `distill_weight`, the rows also carry the teacher's

@@ -18,6 +18,16 @@ from toolkit.train.losses import photo_targets
 log = logging.getLogger(__name__)
 
 
+def balanced_rows(photos: list[photo_folder.Photo], frames_of: np.ndarray, power: float, seed: int) -> np.ndarray:
+    """As many frame rows, drawn (seeded, with replacement) so that a group of photos (one source, one photo
+    class) is seen in proportion to its size to the `power`: 1 as it is (the 2,100 shoe photos of one
+    source outweigh the 6 worn sneakers), 0 every group alike, 0.5 between."""
+    groups = [f"{p.source}/{p.photo_class}" for p in photos]
+    sizes = {g: groups.count(g) for g in set(groups)}
+    weight = np.array([sizes[groups[i]] ** (power - 1.0) for i in frames_of])
+    return np.random.default_rng([seed, 7]).choice(len(frames_of), len(frames_of), p=weight / weight.sum())
+
+
 @dataclass
 class PhotoSets:
     """Photo folders through the camera's preprocessing: one split trains (its photos, or with variants
@@ -51,13 +61,19 @@ class PhotoSets:
     def _training_frames(tune: list[photo_folder.Photo], cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
         target = photo_targets(photo_folder.accepted_mask(tune))
         if cfg.photo_variants <= 1:
-            return photo_folder.prepare(tune), target
-        from toolkit.photo_augment import PhotoAugmentConfig, cached_photo_bank
+            images, frames_of = photo_folder.prepare(tune), np.arange(len(tune))
+        else:
+            from toolkit.photo_augment import PhotoAugmentConfig, cached_photo_bank
 
-        images, partial = cached_photo_bank([p.path for p in tune], cfg.photo_variants, cfg.seed,
-                                            PhotoAugmentConfig(**cfg.photo_augment_params))
-        target = np.repeat(target, cfg.photo_variants, axis=0)
-        target[partial] = photo_targets(np.zeros((1, NUM_CLASSES), np.float32))  # part of an item: no class
+            images, partial = cached_photo_bank([p.path for p in tune], cfg.photo_variants, cfg.seed,
+                                                PhotoAugmentConfig(**cfg.photo_augment_params),
+                                                [p.mask for p in tune])
+            target = np.repeat(target, cfg.photo_variants, axis=0)
+            target[partial] = photo_targets(np.zeros((1, NUM_CLASSES), np.float32))  # part of an item: no class
+            frames_of = np.repeat(np.arange(len(tune)), cfg.photo_variants)
+        if cfg.photo_balance != 1.0:
+            pick = balanced_rows(tune, frames_of, cfg.photo_balance, cfg.seed)
+            images, target = images[pick], target[pick]
         return images, target
 
     def score(self, model) -> PhotoScore | None:

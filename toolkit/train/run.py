@@ -20,7 +20,7 @@ from toolkit.keras_io import load_keras_model
 from toolkit.models import build_model, count_macs
 from toolkit.tf import keras
 from toolkit.train.config import TrainConfig, model_file
-from toolkit.train.losses import set_accuracy, set_valued_loss, targets, with_teacher
+from toolkit.train.losses import only_where_right, set_accuracy, set_valued_loss, targets, with_teacher
 from toolkit.train.outputs import TrainReport, evaluate_keras, write_outputs
 from toolkit.train.photos import PhotoSets
 from toolkit.train.pipeline import make_dataset, split_validation
@@ -67,6 +67,8 @@ def fit(model: keras.Model, train_xy, val_xy, cfg: TrainConfig, callbacks=(),
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=[set_accuracy])
     if photos is not None:
         photos = (photos[0], taught(photos[1], photos[0]))
+        if teacher is not None and cfg.distill_photos == "right":
+            photos = (photos[0], only_where_right(photos[1]))
     train_ds = make_dataset(train_xy[0], taught(targets(train_xy[1]), train_xy[0]), cfg.batch_size, cfg.seed,
                             cfg.augment_config if cfg.augment else None,
                             warmup_steps=round(cfg.augment_warmup_epochs * steps), photos=photos,
