@@ -42,6 +42,10 @@ class Classifier:
         self.metadata = backend.metadata
         self.path = backend.path
         self.class_names = tuple(self.metadata.class_names) if self.metadata else CLASS_NAMES
+        width = backend.output.shape[1]
+        if len(self.class_names) != width:
+            raise FmnistEdgeError(f"{self.path}: its metadata names {len(self.class_names)} classes but it answers "
+                                  f"{width}; the file is damaged: export (or adapt) it again")
 
     def predict(self, images: np.ndarray, batch: int = 500) -> np.ndarray:
         """float32 [N,10] probabilities for raw Fashion-MNIST-polarity pixels, any N (`batch` at a time,

@@ -18,5 +18,9 @@ CLASS_NAMES: tuple[str, ...] = (
     "Ankle boot",
 )
 NUM_CLASSES = len(CLASS_NAMES)
+"""Fashion-MNIST's classes: the first ten outputs of every model, in this order."""
+MAX_CLASSES = NUM_CLASSES + 54
+"""A model adapted on a device (field.adapt) may name classes of its user's beyond the ten, up to this
+many in all: a bound a damaged or hostile file cannot stretch."""
 IMAGE_SHAPE = (28, 28, 1)
 PREPROCESSING_VERSION = "fmnist-edge-frame/1"

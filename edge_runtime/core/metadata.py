@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from edge_runtime.core.contract import NUM_CLASSES
+from edge_runtime.core.contract import CLASS_NAMES, MAX_CLASSES, NUM_CLASSES
 from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.modelfile import tflite_flatbuffer, tflite_pack
 
@@ -99,9 +99,11 @@ def _schema_problem(raw) -> str | None:
     if not isinstance(raw, dict):
         return f"expected an object, found {type(raw).__name__}"
     names = raw.get("class_names")
-    if not isinstance(names, list) or len(names) != NUM_CLASSES or \
-            not all(isinstance(n, str) and n.strip() for n in names):
-        return f"class_names must be {NUM_CLASSES} names"
+    if not isinstance(names, list) or not NUM_CLASSES <= len(names) <= MAX_CLASSES or \
+            not all(isinstance(n, str) and n.strip() and len(n) <= 64 for n in names):
+        return f"class_names must be {NUM_CLASSES} to {MAX_CLASSES} names"
+    if len(names) > NUM_CLASSES and (tuple(names[:NUM_CLASSES]) != CLASS_NAMES or len(set(names)) != len(names)):
+        return "a model with classes of its own names Fashion-MNIST's ten first, in order, and no name twice"
     if not isinstance(raw.get("input", {}), dict):
         return "input must be an object"
     if raw.get("precision", "fp32") not in PRECISIONS:

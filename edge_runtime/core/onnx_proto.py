@@ -42,6 +42,13 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 def parse_message(buf: bytes) -> dict[int, list]:
     """Field number -> values: ints for varints, bytes for length-delimited and fixed fields."""
     fields: dict[int, list] = {}
+    for number, _, value in iter_fields(buf):
+        fields.setdefault(number, []).append(value)
+    return fields
+
+
+def iter_fields(buf: bytes):
+    """(field number, wire type, value) in the order the message holds them."""
     pos = 0
     while pos < len(buf):
         key, pos = _varint(buf, pos)
@@ -60,8 +67,7 @@ def parse_message(buf: bytes) -> dict[int, list]:
             value, pos = buf[pos : pos + size], pos + size
         else:
             raise _Truncated  # groups (3, 4) are not used by ONNX; anything else is damage
-        fields.setdefault(number, []).append(value)
-    return fields
+        yield number, wire, value
 
 
 def _text(fields: dict[int, list], number: int) -> str:

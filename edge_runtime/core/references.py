@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_runtime.core.contract import NUM_CLASSES
+from edge_runtime.core.contract import MAX_CLASSES, NUM_CLASSES
 from edge_runtime.core.errors import FmnistEdgeError
 
 BOUNDARY, REST = 1, 0
@@ -27,7 +27,7 @@ class References:
     images: np.ndarray
     """uint8 [N,28,28,1]."""
     probs: np.ndarray
-    """float32 [N,10]: the file's answers on the exporter's machine."""
+    """float32 [N,classes]: the file's answers on the exporter's machine."""
     labels: np.ndarray
     """uint8 [N]: the true classes."""
     stratum: np.ndarray
@@ -55,7 +55,8 @@ class References:
             raise FmnistEdgeError(f"{path}: damaged reference inputs ({exc}); copy the file again, or export "
                                   "it again") from None
         n = len(refs.images)
-        if (refs.images.shape != (n, 28, 28, 1) or refs.images.dtype != np.uint8 or refs.probs.shape != (n, NUM_CLASSES)
+        if (refs.images.shape != (n, 28, 28, 1) or refs.images.dtype != np.uint8 or refs.probs.ndim != 2
+                or len(refs.probs) != n or not NUM_CLASSES <= refs.probs.shape[1] <= MAX_CLASSES
                 or refs.labels.shape != (n,) or refs.stratum.shape != (n,) or refs.weights.shape != (2,) or n == 0
                 or not isinstance(refs.rule, dict)):
             raise FmnistEdgeError(f"{path}: damaged reference inputs (unexpected shapes); copy the file again, "

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.core.classifier import load_model
-from edge_runtime.core.contract import CLASS_NAMES
+from edge_runtime.core.contract import CLASS_NAMES, NUM_CLASSES
 from edge_runtime.data import photos as photo_folder
 from edge_runtime.data.scoring import score_photos
 from edge_runtime.report.tables import display_names
@@ -93,7 +93,7 @@ def evaluate(paths: list[str | Path], images: np.ndarray, labels: np.ndarray, th
     photo_images = photo_folder.prepare(chosen) if chosen else None
     report, first = EvaluationReport(), None
     for path in paths:
-        predicted = predict_all(path, images, threads).argmax(axis=1)
+        predicted = predict_all(path, images, threads)[:, :NUM_CLASSES].argmax(axis=1)  # the first ten: Fashion-MNIST's
         first = predicted if first is None else first
         row = _evaluation(path, predicted, first, labels)
         if chosen:

@@ -132,4 +132,14 @@ def _format_text(info: ModelInfo) -> str:
             f"calibration images {meta.get('calibration_samples')}",
             f"  source Keras model SHA-256 {meta['source_sha256']}",
         ]
+        lines += _adapted_lines(meta.get("extra", {}).get("adapted"))
     return "\n".join(lines)
+
+
+def _adapted_lines(adapted) -> list[str]:
+    """What an adapted model was adapted from, on how many frames, when (field.adapt's provenance)."""
+    if not isinstance(adapted, dict):
+        return []
+    new = ", ".join(map(str, adapted.get("new_classes") or [])) or "none"
+    return [f"  adapted on this device from {adapted.get('from')} on {adapted.get('frames')} labelled frames at "
+            f"{adapted.get('time')} (new classes: {new}); its source SHA-256 {adapted.get('from_sha256')}"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.core.backends import Backend, open_backend
+from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.references import BOUNDARY, REST, References, this_machine
 from edge_runtime.report.tables import text_table
 
@@ -85,6 +86,9 @@ def verify_backend(backend: Backend) -> Verification:
                             failures=[NO_REFERENCES], **base)
     refs = References.from_bytes(backend.path, backend.references_blob)
     probs = backend.predict_batches(refs.images)
+    if probs.shape != refs.probs.shape:
+        raise FmnistEdgeError(f"{backend.path}: its reference answers name {refs.probs.shape[1]} classes, the model "
+                              f"{probs.shape[1]}; the file is damaged: export (or adapt) it again")
     here, there = probs.argmax(axis=1), refs.probs.argmax(axis=1)
     same = here == there
     agreement, change = _stratum_rates(refs, same, here == refs.labels, there == refs.labels)

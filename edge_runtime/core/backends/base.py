@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.core.contract import IMAGE_SHAPE, NUM_CLASSES
+from edge_runtime.core.contract import IMAGE_SHAPE, MAX_CLASSES, NUM_CLASSES
 from edge_runtime.core.errors import FmnistEdgeError, first_line
 from edge_runtime.core.metadata import ModelMetadata
 
@@ -142,6 +142,6 @@ def check_model_shape(path: Path, inp: TensorSpec, out: TensorSpec) -> None:
     if len(inp.shape) != 4 or tuple(inp.shape[1:]) != IMAGE_SHAPE:
         raise FmnistEdgeError(f"{path}: input shape {list(inp.shape)} is not [N,28,28,1]; "
                               "this is not a Fashion-MNIST classifier")
-    if len(out.shape) != 2 or out.shape[1] != NUM_CLASSES:
-        raise FmnistEdgeError(f"{path}: output shape {list(out.shape)} is not [N,10]; "
-                              "this is not a Fashion-MNIST classifier")
+    if len(out.shape) != 2 or not isinstance(out.shape[1], int) or not NUM_CLASSES <= out.shape[1] <= MAX_CLASSES:
+        raise FmnistEdgeError(f"{path}: output shape {list(out.shape)} is not [N,10] (or [N,10+K] for a model "
+                              "adapted with classes of its own); this is not a Fashion-MNIST classifier")
