@@ -51,7 +51,7 @@ def commands(prefix: str) -> list[tuple[Path, list[str]]]:
         for line in shell_lines(path):
             for segment in re.split(r"\s*(?:&&|\|\||;|\|)\s*", line):
                 words = segment.split()
-                while words and ("=" in words[0] and not words[0].startswith("-") or words[0] in ("sudo", "time")):
+                while words and (("=" in words[0] and not words[0].startswith("-")) or words[0] in ("sudo", "time")):
                     words = words[1:]  # VAR=value and sudo before the command
                 if words and words[0].endswith(prefix):
                     found.append((path, words))

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import error_line, run_cli
+from conftest import error_line, run_cli, wait_until
 
 from edge_runtime.core.contract import CLASS_NAMES
 from edge_runtime.data import photos
@@ -129,32 +129,6 @@ def test_the_camera_page_button_keeps_the_current_frame(long_video, tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
     assert len(photos.read_rows(folder)) == 1
-
-
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
-@pytest.fixture
-def browser(tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not (CHROMIUM and DRIVER):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (make test installs them)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=DRIVER), options=options)
-    yield driver
-    driver.quit()
-
-
-def wait_until(condition, timeout: float = 20):
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, "gave up waiting"
-        time.sleep(0.05)
 
 
 def test_label_page_in_a_browser(collected, tmp_path, browser):

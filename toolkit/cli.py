@@ -608,6 +608,23 @@ def label(folder: str, serve: str) -> None:
 
 
 @cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--model", type=click.Path(dir_okay=False), default=None,
+              help="The ONNX model to adapt.  [default: the bundled int8 ONNX model]")
+@click.option("--new-class", "new_classes", multiple=True, metavar="NAME",
+              help="A photo class of FOLDER to teach as a class of its own, beyond the ten; repeatable.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="The adapted model (.onnx) to write.")
+@data_dir_option
+@json_option
+def adapt(folder: str, model: str | None, new_classes: tuple[str, ...], out: str, data_dir: str | None,
+          as_json: bool) -> None:
+    """Teach the model FOLDER's labelled frames on this device, no TensorFlow: writes a new model file."""
+    from edge_runtime.field.adapt import adapt as run_adapt
+
+    _emit(run_adapt(folder, out, model, new_classes, data_dir), as_json)
+
+
+@cli.command()
 @click.option("--space", type=_TableChoice("toolkit.tune", "SPACES"), default="seed-004", show_default=True,
               help="seed-004: the seeds' grid on seed-b; edge: the edge architecture family.")
 @click.option("--tuner", type=_TableChoice("toolkit.tune", "TUNERS"), default=None,

@@ -6,8 +6,13 @@ written to DIR/labels.csv at once, atomically (the whole table, written aside an
 the page or pulling the plug loses nothing. The standard library's HTTP server, as `camera --serve`
 uses: nothing more to install on a Pi. It listens on 127.0.0.1 unless told otherwise.
 
+A person can also name a class of their own (a hat, a scarf): typed once, it gets a key of its own and
+is written as the frame's photo class, which `fmnist-edge adapt DIR --new-class NAME` teaches the
+model as a class beyond the ten.
+
 Routes: `/` the page, `/frames.json` the table, `/file/PATH` an image the table names (nothing else is
-served), `POST /label` {"index", "class_id" (null: none of these)}, `POST /undo`.
+served), `POST /label` {"index", "class_id" (null: none of these)} or {"index", "class_name"} (a class of
+the user's), `POST /undo`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,19 @@ PAGE = Path(__file__).resolve().parent / "web" / "label.html"
 IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 
 
+NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_")
+
+
+def check_class_name(name: object) -> str:
+    """A class of the user's: 1 to 40 letters, digits, spaces, - or _, and not one the table reserves."""
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= 40 or not set(name) <= NAME_CHARACTERS:
+        raise ValueError("a class name is 1 to 40 letters, digits, spaces, - or _")
+    name = name.strip()
+    if name in CLASS_NAMES or name.lower() in (photos.NONE_OF_THESE, photos.UNLABELLED):
+        raise ValueError(f"{name!r} is a Fashion-MNIST class or a reserved word; give it with its own key")
+    return name
+
+
 class LabelBook:
     """The folder's table, the labels given and their undo history; every change written at once."""
 
@@ -40,22 +58,34 @@ class LabelBook:
         self.files = {name for row in self.rows for name in (row["path"], row.get("model_input") or "") if name}
         """The only files the page may fetch: those the table names."""
 
+    def user_classes(self) -> list[str]:
+        """The classes of the user's that the table already holds (beyond Fashion-MNIST's ten)."""
+        reserved = {*CLASS_NAMES, photos.NONE_OF_THESE, photos.UNLABELLED}
+        return sorted({r["photo_class"] for r in self.rows if r["photo_class"] not in reserved
+                       and not r["fashion_mnist_classes"]})
+
     def table(self) -> dict:
         with self._lock:
-            return {"class_names": list(CLASS_NAMES), "none": photos.NONE_OF_THESE, "unlabelled": photos.UNLABELLED,
+            return {"class_names": list(CLASS_NAMES), "user_classes": self.user_classes(),
+                    "none": photos.NONE_OF_THESE, "unlabelled": photos.UNLABELLED,
                     "frames": [{"index": i, "path": r["path"], "model_input": r.get("model_input", ""),
                                 "predicted": r.get("predicted", ""), "score": r.get("score", ""),
                                 "photo_class": r["photo_class"]} for i, r in enumerate(self.rows)]}
 
-    def label(self, index: int, class_id: int | None) -> dict:
-        """Give frame `index` a Fashion-MNIST class, or none (class_id None)."""
+    def label(self, index: int, class_id: int | None, class_name: str | None = None) -> dict:
+        """Give frame `index` a Fashion-MNIST class, none (class_id None), or a class of the user's."""
         if not 0 <= index < len(self.rows) or not (class_id is None or 0 <= class_id < len(CLASS_NAMES)):
             raise ValueError(f"no frame {index} or no class {class_id}")
+        if class_name is not None:
+            class_name = check_class_name(class_name)
         with self._lock:
             row = self.rows[index]
             self._history.append((index, row["photo_class"], row["fashion_mnist_classes"]))
-            row["photo_class"] = photos.NONE_OF_THESE if class_id is None else CLASS_NAMES[class_id]
-            row["fashion_mnist_classes"] = "" if class_id is None else str(class_id)
+            if class_name is not None:
+                row["photo_class"], row["fashion_mnist_classes"] = class_name, ""
+            else:
+                row["photo_class"] = photos.NONE_OF_THESE if class_id is None else CLASS_NAMES[class_id]
+                row["fashion_mnist_classes"] = "" if class_id is None else str(class_id)
             photos.write_rows(self.folder, self.rows)
             return {"index": index, "photo_class": row["photo_class"]}
 
@@ -111,7 +141,7 @@ class _Handler(PageHandler):
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(min(length, 4096)) or b"{}")
             if path == "/label":
-                self._json(self.book.label(int(body["index"]), body.get("class_id")))
+                self._json(self.book.label(int(body["index"]), body.get("class_id"), body.get("class_name")))
             elif path == "/undo":
                 self._json(self.book.undo())
             else:
