@@ -171,6 +171,87 @@ def test_mqtt_publishes_label_changes_and_survives_the_broker_going_away(video, 
     assert time.time() - down_at < 120
 
 
+def label_changes(lines: list[dict]) -> int:
+    """How many times the shown label changed (what the MQTT sink publishes), from --json's frame lines."""
+    shown = [line["label"] for line in lines if "summary" not in line]
+    return sum(1 for i, label in enumerate(shown) if i == 0 or label != shown[i - 1])
+
+
+@pytest.mark.skipif(not Path(MOSQUITTO).exists(), reason="Debian's mosquitto is not installed (make test does it)")
+def test_mqtt_normal_exit_delivers_everything_and_says_nothing_alarming(video, tmp_path):
+    pytest.importorskip("paho.mqtt.client", reason="needs the [mqtt] extra")
+    broker = Broker(tmp_path)
+    broker.start()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "toolkit.cli", "camera", "--headless", "--source", str(video),
+                               "--json", "--max-frames", "90", "--mqtt", f"127.0.0.1:{broker.port}"],
+                              capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        broker.stop()
+    assert proc.returncode == 0, proc.stderr
+    assert "lost" not in proc.stderr and "not delivered" not in proc.stderr, proc.stderr  # not "Normal disconnection"
+
+
+@pytest.mark.skipif(not Path(MOSQUITTO).exists(), reason="Debian's mosquitto is not installed (make test does it)")
+def test_mqtt_broker_gone_for_the_rest_of_the_run_is_said_and_counted(video, tmp_path):
+    pytest.importorskip("paho.mqtt.client", reason="needs the [mqtt] extra")
+    broker, port = Broker(tmp_path), free_port()
+    broker.start()
+    listener = Listener(broker.port, "t")
+    camera = start_camera("--source", str(video), "--json", "--serve", f"127.0.0.1:{port}", "--mqtt",
+                          f"127.0.0.1:{broker.port}", "--topic", "t")
+    lines: list[dict] = []
+    reader = threading.Thread(target=lambda: lines.extend(json.loads(line) for line in camera.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: len(listener.messages) >= 2)
+        broker.stop()  # for the rest of the run
+        scraped = wait_for(lambda: (t := get(f"http://127.0.0.1:{port}/metrics"))
+                           and metric(t, "fmnist_edge_mqtt_connected") == 0
+                           and metric(t, "fmnist_edge_mqtt_undelivered") > 0 and t, timeout=60)
+        camera.wait(timeout=120)  # stdout is the reader's
+        stderr = camera.stderr.read()
+    finally:
+        camera.kill()
+        listener.close()
+    reader.join(timeout=10)
+    assert camera.returncode == 0 and "Traceback" not in stderr
+    assert metric(scraped, "fmnist_edge_mqtt_delivered_total") >= 2
+    said = re.search(r"MQTT: (\d+) of (\d+) label changes not delivered", stderr)
+    assert said and "lost 127.0.0.1" in stderr, stderr
+    undelivered, total = int(said.group(1)), int(said.group(2))
+    assert total == label_changes(lines) and undelivered >= total - len(listener.messages) > 0
+
+
+def test_mqtt_broker_down_from_the_start_is_said_at_once(video):
+    pytest.importorskip("paho.mqtt.client", reason="needs the [mqtt] extra")
+    camera = start_camera("--source", str(video), "--mqtt", f"127.0.0.1:{free_port()}")  # nobody listens
+    try:
+        first = ""
+        while "MQTT" not in first and camera.poll() is None:
+            first = camera.stderr.readline()  # said while running, not only at exit
+        time.sleep(3)  # label changes queue up meanwhile
+        camera.terminate()
+        _, rest = camera.communicate(timeout=30)
+    finally:
+        camera.kill()
+    assert "cannot reach the broker at 127.0.0.1" in first, first
+    assert "label changes not delivered" in rest and "Traceback" not in rest and "cannot reach" not in rest
+
+
+def test_systemd_unit_paths_and_values(video, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    unit = run_cli("camera", "--source", str(video), "--headless", "--collect", "frames", "--systemd-unit",
+                   cwd=tmp_path).stdout
+    assert f"--collect {tmp_path.resolve() / 'frames'}" in unit  # the service runs in another directory
+    for value in ("0\nExecStartPre=/bin/rm -rf /", "x\rBad", "a\x1bb"):
+        line = error_line(run_cli("camera", "--source", value, "--headless", "--systemd-unit", check=False))
+        assert "cannot go into a systemd unit" in line
+    line = error_line(run_cli("camera", "--source", "0", "--headless", "--topic", "a\nb", "--mqtt", "h:1",
+                              "--systemd-unit", check=False))
+    assert "cannot go into a systemd unit" in line or "--topic" in line
+
+
 def test_mqtt_flags_are_checked():
     line = error_line(run_cli("camera", "--headless", "--mqtt", "127.0.0.1:1", "--topic", "a/+/b", check=False))
     assert "--topic 'a/+/b'" in line and "wildcards" in line

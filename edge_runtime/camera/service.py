@@ -13,7 +13,7 @@ from pathlib import Path
 from edge_runtime.camera.sources import kind_of
 from edge_runtime.core.errors import FmnistEdgeError
 
-PATH_OPTIONS = ("--model", "--record")
+PATH_OPTIONS = ("--model", "--record", "--collect")
 MEMORY_MAX = "512M"
 """The camera's resident memory stays near 90 MB; a process past this is restarted, not the board."""
 
@@ -22,6 +22,14 @@ def _absolute(option: str, value: str) -> str:
     """Paths as the service will see them (it runs elsewhere than this shell)."""
     if option in PATH_OPTIONS or (option == "--source" and kind_of(value) == "file"):
         return str(Path(value).expanduser().resolve())
+    return value
+
+
+def _one_line(option: str, value: str) -> str:
+    """A value a unit can hold: no newline or other control character (each would start a line of its own)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise FmnistEdgeError(f"{option} {value!r}: a control character (a newline?) cannot go into a systemd unit: "
+                              "give the value without it")
     return value
 
 
@@ -43,7 +51,7 @@ def systemd_unit(options: list[tuple[str, str | None]]) -> str:
                               "from a browser)")
     words = [*executable(), "camera"]
     for option, value in options:
-        words += [option] if value is None else [option, _absolute(option, value)]
+        words += [option] if value is None else [option, _absolute(option, _one_line(option, value))]
     user = getpass.getuser()
     account = f"User={user}\nSupplementaryGroups=video\n" if user != "root" else "# runs as root: put User=NAME here\n"
     source = next((v for o, v in options if o == "--source"), "0").replace("%", "%%")

@@ -50,7 +50,7 @@ def kind_of(source: str) -> str:
     """"index", "file", "url" or "picamera"."""
     if source == PICAMERA:
         return "picamera"
-    if source.isdigit():
+    if source.isascii() and source.isdigit():
         return "index"
     if "://" in source:
         return "url"

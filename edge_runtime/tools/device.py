@@ -59,7 +59,7 @@ def temperature_c() -> float | None:
     temps = []
     for zone in glob.glob("/sys/class/thermal/thermal_zone*"):
         raw = _read(f"{zone}/temp")
-        if raw and raw.lstrip("-").isdigit():
+        if raw and raw.isascii() and raw.lstrip("-").isdigit():
             temps.append(int(raw) / 1000.0)
     return max(temps) if temps else None
 
@@ -77,7 +77,7 @@ def throttling() -> dict | None:
 
 def cpu_freq_mhz() -> float | None:
     raw = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
-    return int(raw) / 1000.0 if raw and raw.isdigit() else None
+    return int(raw) / 1000.0 if raw and raw.isascii() and raw.isdigit() else None
 
 
 def snapshot() -> dict:
@@ -114,7 +114,7 @@ def describe() -> dict:
         "machine": platform.machine(),
         "cores": os.cpu_count(),
         "cores_usable": affinity,
-        "cpu_max_mhz": int(max_freq) / 1000.0 if max_freq and max_freq.isdigit() else None,
+        "cpu_max_mhz": int(max_freq) / 1000.0 if max_freq and max_freq.isascii() and max_freq.isdigit() else None,
         "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
         "os": _os_name(),
         "kernel": platform.release(),

@@ -35,6 +35,8 @@ class Outlets:
     """(method, path) -> a handler: extra routes of the camera's web server (--serve)."""
     state: list[Callable[[], dict]] = field(default_factory=list)
     """Providers of extra fields for the web page's /state.json."""
+    counters: list[Callable[[], dict[str, tuple[str, str, float]]]] = field(default_factory=list)
+    """Providers of extra /metrics series, read when scraped: name -> (kind "counter"|"gauge", help, value)."""
 
     def route(self, method: str, path: str, handler: Callable[[], Reply]) -> None:
         self.routes[(method, path)] = handler

@@ -7,7 +7,7 @@ score, whether an item is in view. Read when scraped: frames a live source dropp
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from edge_runtime._version import __version__
 from edge_runtime.camera.pipeline import STAGES, FrameResult
@@ -33,6 +33,20 @@ class _SourceCollector:
                                    "reopened")
         gaps.add_metric([], self.source.gap_count)
         yield from (dropped, gaps)
+
+
+class _OutletCollector:
+    """Series other sinks offer through the run's outlets (the MQTT sink's deliveries), read when scraped."""
+
+    def __init__(self, outlets):
+        self.outlets = outlets
+
+    def collect(self):
+        for provider in self.outlets.counters:
+            for name, (kind, help_text, value) in provider().items():
+                family = (CounterMetricFamily if kind == "counter" else GaugeMetricFamily)(name, help_text)
+                family.add_metric([], value)
+                yield family
 
 
 class MetricsSink(Sink):
@@ -63,6 +77,7 @@ class MetricsSink(Sink):
             self.stage.labels(stage)
         if stream.source_counters is not None:
             self.registry.register(_SourceCollector(stream.source_counters))
+        self.registry.register(_OutletCollector(stream.outlets))
 
     def consume(self, result: FrameResult) -> None:
         self.frames.inc()

@@ -6,6 +6,11 @@ is dropped when it is full, and counted); a publisher thread hands messages to p
 connected; paho's own network thread connects, and reconnects with exponential backoff (1 s doubling
 to 30 s) whenever the broker goes away. Messages are JSON, QoS 1, retained, so a new subscriber sees
 the current label at once.
+
+Nothing goes missing unsaid: a message counts as delivered when the broker acknowledges it (PUBACK), not
+when it is handed to paho. A broker that cannot be reached (from the start or later) is said once on
+stderr, as is the first message dropped while it is away; at exit the camera says how many label changes
+were not delivered, and `/metrics` counts them as they happen (fmnist_edge_mqtt_*).
 """
 
 from __future__ import annotations
@@ -52,7 +57,9 @@ class MqttSink(Sink):
         self._connected = threading.Event()
         self._stopping = False
         self._last: str | None = None
-        self.published = self.dropped = 0
+        self.handed = self.delivered = self.dropped = 0
+        """Messages handed to paho, acknowledged by the broker, and dropped from the full queue."""
+        self._unreachable_said = False
         self._source = ""
 
     @classmethod
@@ -67,7 +74,10 @@ class MqttSink(Sink):
         self.client.reconnect_delay_set(*BACKOFF)
         self.client.max_queued_messages_set(len(self._queue) or QUEUE)
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        stream.outlets.counters.append(self.counters)
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
         self._publisher = threading.Thread(target=self._publish_loop, name="mqtt publish", daemon=True)
@@ -78,14 +88,45 @@ class MqttSink(Sink):
             log.warning("MQTT broker %s:%d refused the connection (%s)", self.host, self.port, reason)
             return
         log.info("MQTT: connected to %s:%d, publishing to %s", self.host, self.port, self.topic)
+        self._unreachable_said = False
         with self._cond:
             self._connected.set()
             self._cond.notify_all()
 
+    def _on_connect_fail(self, client, userdata) -> None:
+        if not self._unreachable_said and not self._stopping:
+            log.warning("MQTT: cannot reach the broker at %s:%d; retrying (every %d s at most), label changes "
+                        "wait here (the newest %d)", self.host, self.port, BACKOFF[1], self._queue.maxlen)
+            self._unreachable_said = True
+
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
-        if self._connected.is_set():
-            log.warning("MQTT: lost %s:%d (%s); reconnecting", self.host, self.port, reason)
+        if self._connected.is_set() and not self._stopping:
+            log.warning("MQTT: lost %s:%d (%s); reconnecting, label changes wait here", self.host, self.port,
+                        reason)
+            self._unreachable_said = True
         self._connected.clear()
+
+    def _on_publish(self, client, userdata, mid, reason, properties) -> None:
+        with self._cond:
+            self.delivered += 1
+
+    @property
+    def undelivered(self) -> int:
+        """Label changes not (yet) acknowledged by the broker: dropped, waiting here, or in paho's hands."""
+        with self._cond:
+            return self.dropped + len(self._queue) + self.handed - self.delivered
+
+    def counters(self) -> dict[str, tuple[str, str, float]]:
+        """For /metrics (read when scraped): name -> (kind, help, value)."""
+        return {"fmnist_edge_mqtt_delivered": ("counter", "Label changes the MQTT broker acknowledged",
+                                               self.delivered),
+                "fmnist_edge_mqtt_dropped": ("counter", "Label changes dropped while the broker was away (the "
+                                             "queue keeps the newest)", self.dropped),
+                "fmnist_edge_mqtt_undelivered": ("gauge", "Label changes not acknowledged by the broker now "
+                                                 "(dropped, waiting, or sent and not yet acknowledged)",
+                                                 self.undelivered),
+                "fmnist_edge_mqtt_connected": ("gauge", "1 while connected to the broker",
+                                               1 if self._connected.is_set() else 0)}
 
     def consume(self, result: FrameResult) -> None:
         label = result.shown.label
@@ -97,6 +138,9 @@ class MqttSink(Sink):
                    "source": self._source}
         with self._cond:
             if len(self._queue) == self._queue.maxlen:
+                if not self.dropped:
+                    log.warning("MQTT: %d label changes wait for the broker at %s:%d; dropping the oldest from "
+                                "now on", self._queue.maxlen, self.host, self.port)
                 self.dropped += 1
             self._queue.append(json.dumps(message).encode())
             self._cond.notify_all()
@@ -110,7 +154,8 @@ class MqttSink(Sink):
                 payload = self._queue.popleft()
             rc = self.client.publish(self.topic, payload, qos=1, retain=True).rc
             if rc == self._mqtt.MQTT_ERR_SUCCESS:
-                self.published += 1
+                with self._cond:
+                    self.handed += 1
                 continue
             with self._cond:  # keep it for the next try
                 self._queue.appendleft(payload)
@@ -124,8 +169,12 @@ class MqttSink(Sink):
             self._stopping = True
             self._cond.notify_all()
         self._publisher.join(timeout=5)
+        deadline = time.monotonic() + 2  # let the broker acknowledge what was just sent
+        while self._connected.is_set() and self.handed > self.delivered and time.monotonic() < deadline:
+            time.sleep(0.02)
         self.client.disconnect()
         self.client.loop_stop()
-        if self._queue or self.dropped:
-            log.warning("MQTT: %d label changes not delivered (%d dropped while the broker was away)",
-                        len(self._queue) + self.dropped, self.dropped)
+        if self.undelivered:
+            log.warning("MQTT: %d of %d label changes not delivered to %s:%d (%d dropped while the broker was "
+                        "away)", self.undelivered, self.delivered + self.undelivered, self.host, self.port,
+                        self.dropped)
