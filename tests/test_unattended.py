@@ -283,3 +283,38 @@ def test_systemd_unit(video, tmp_path):
 def test_a_service_needs_headless():
     line = error_line(run_cli("camera", "--source", "0", "--systemd-unit", check=False))
     assert "a service has no display: add --headless" in line
+
+
+@pytest.mark.skipif(not Path(MOSQUITTO).exists(), reason="Debian's mosquitto is not installed (make test does it)")
+def test_mqtt_status_topic_says_how_well_it_sees(tmp_path, monkeypatch):
+    pytest.importorskip("paho.mqtt.client", reason="needs the [mqtt] extra")
+    import numpy as np
+
+    from edge_runtime.camera.pipeline import FrameResult
+    from edge_runtime.camera.preprocess import PreparedFrame
+    from edge_runtime.camera.sinks import StreamInfo
+    from edge_runtime.camera.sinks import mqtt as mqtt_sink
+    from edge_runtime.camera.smoothing import SmoothedLabel
+    from edge_runtime.camera.sources import Frame
+
+    monkeypatch.setattr(mqtt_sink, "STATUS_EVERY", 0.0)  # every frame, for the test
+    broker = Broker(tmp_path)
+    broker.start()
+    listener = Listener(broker.port, "t/status")
+    sink = mqtt_sink.MqttSink(f"127.0.0.1:{broker.port}", "t")
+    sink.start(StreamInfo("fake", 30.0, True, CLASS_NAMES))
+    try:
+        wait_for(lambda: sink._connected.is_set())
+        probs = np.eye(10, dtype=np.float32)[3]
+        for i in range(5):
+            sink.consume(FrameResult(Frame(np.zeros((4, 4, 3), np.uint8), i, 0.0),
+                                     PreparedFrame(np.zeros((28, 28, 1), np.uint8), (0, 0, 1, 1), 0.5), probs,
+                                     SmoothedLabel("Dress", 3, 1.0, probs), fps=30.0))
+        wait_for(lambda: listener.messages)
+    finally:
+        sink.stop(None)
+        listener.close()
+        broker.stop()
+    status = listener.messages[-1]
+    assert status["frames"] >= 1 and status["unsure_frames"] == {"no_item": 0, "low_score": 0}
+    assert status["mean_score"] == 1.0 and status["drift"] is None and status["source"] == "fake"

@@ -18,12 +18,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from edge_runtime.camera.pipeline import FrameStep, clock
+from edge_runtime.camera.quality import reference_shares
 from edge_runtime.camera.sinks.base import Sink, StopCamera, StreamInfo
 from edge_runtime.camera.sinks.metrics import MetricsSink
 from edge_runtime.camera.sinks.mqtt import MqttSink
 from edge_runtime.camera.sinks.recorder import RecorderSink
 from edge_runtime.camera.sinks.server import ServerSink
 from edge_runtime.camera.sinks.summary import CameraSummary, SummarySink
+from edge_runtime.camera.sinks.watchdog import WatchdogSink
 from edge_runtime.camera.sinks.window import WindowSink
 from edge_runtime.camera.smoothing import LabelSmoother
 from edge_runtime.camera.sources import open_capture, open_source
@@ -58,7 +60,7 @@ class CameraOptions:
     topic: str = "fmnist-edge/label"
 
 
-SINKS: tuple[type[Sink], ...] = (WindowSink, RecorderSink, MetricsSink, ServerSink, MqttSink)
+SINKS: tuple[type[Sink], ...] = (WindowSink, RecorderSink, MetricsSink, ServerSink, MqttSink, WatchdogSink)
 """The outputs options can ask for, in the order they start. The window comes first: without a
 display it fails at once."""
 
@@ -137,7 +139,8 @@ def run(opts: CameraOptions, sinks: Sequence[Sink] = (), opener: Callable = open
     summary, source = None, None
     try:
         source = open_source(opts.source, opener)
-        stream = StreamInfo(opts.source, source.fps, source.live, model.class_names, source)
+        stream = StreamInfo(opts.source, source.fps, source.live, model.class_names, source,
+                            score_reference=reference_shares(model))
         for sink in outputs:
             sink.start(stream)
             started.append(sink)

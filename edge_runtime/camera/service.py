@@ -1,6 +1,7 @@
 """`fmnist-edge camera ... --systemd-unit`: the systemd unit that runs this camera command as a service,
 for a board in a corner that must keep classifying for weeks: started at boot, restarted when it
-fails, its output in the journal (`journalctl -u fmnist-edge -f`), its memory capped.
+fails or hangs (Type=notify with a watchdog: the camera pings it only while frames are classified,
+camera.sinks.watchdog), its output in the journal (`journalctl -u fmnist-edge -f`), its memory capped.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from edge_runtime.core.errors import FmnistEdgeError
 PATH_OPTIONS = ("--model", "--record", "--collect")
 MEMORY_MAX = "512M"
 """The camera's resident memory stays near 90 MB; a process past this is restarted, not the board."""
+WATCHDOG_SEC = 30
+"""A camera that classified no frame for this long is restarted (a live source's own reopening waits
+10 s per try, so a short unplugging is ridden out; a longer one ends in a restart, which reopens it too)."""
 
 
 def _absolute(option: str, value: str) -> str:
@@ -65,7 +69,10 @@ Wants=network-online.target
 StartLimitIntervalSec=0
 
 [Service]
-Type=simple
+Type=notify
+NotifyAccess=main
+WatchdogSec={WATCHDOG_SEC}
+TimeoutStartSec=120
 {account}WorkingDirectory={Path.home() if user != "root" else "/"}
 ExecStart={" ".join(_quote(w) for w in words)}
 Restart=on-failure

@@ -65,6 +65,8 @@ class StreamInfo:
     """The source, for its running counters (`dropped`, `gap_count`); read them, never call it."""
     outlets: Outlets = field(default_factory=Outlets)
     """Where sinks offer routes and state to the others (see the module's docstring)."""
+    score_reference: object | None = None
+    """The model's reference top-score shares (camera.quality.reference_shares), for the drift figure."""
 
 
 class Sink:

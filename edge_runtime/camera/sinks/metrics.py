@@ -1,7 +1,14 @@
-"""Prometheus metrics of a running camera, served on `/metrics` by `--serve` (prometheus_client).
+"""Prometheus metrics of a running camera, served on `/metrics` by `--serve` (prometheus_client), and
+`/healthz`.
 
 Per frame: frames, latency (a histogram), time per stage, frames per second, the shown label and its
-score, whether an item is in view. Read when scraped: frames a live source dropped, and its gaps.
+score, whether an item is in view; and how well it sees (camera.quality): unsure frames and why, each
+frame's top score (a histogram), frames per shown label, the drift of recent scores. Read when scraped:
+frames a live source dropped, and its gaps; what other sinks count (MQTT deliveries).
+
+`/healthz` answers 200 with {"status": "ok", "last_frame_age_s", "fps", "drift"} while frames are
+classified, and 503 ({"status": "stalled", ...}) when none was for STALE_AFTER seconds: a source that
+stopped delivering, a camera in a gap, or an inference that hangs.
 """
 
 from __future__ import annotations
@@ -10,13 +17,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from edge_runtime._version import __version__
-from edge_runtime.camera.pipeline import STAGES, FrameResult
+import json
+
+from edge_runtime.camera.pipeline import STAGES, FrameResult, clock
+from edge_runtime.camera.quality import SCORE_BINS, Quality
 from edge_runtime.camera.sinks.base import Reply, Sink, StreamInfo
 from edge_runtime.camera.smoothing import UNSURE
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 """Seconds: a frame takes about 1.6 ms on a laptop core, several times that on a Pi."""
+STALE_AFTER = 5.0
+"""Seconds without a classified frame after which /healthz answers 503."""
 
 
 class _SourceCollector:
@@ -62,7 +74,18 @@ class MetricsSink(Sink):
         self.score = Gauge("fmnist_edge_label_score", "The shown label's averaged probability", registry=r)
         self.found = Gauge("fmnist_edge_item_in_view", "1 when an item was found in the last frame", registry=r)
         self.info = Info("fmnist_edge", "What is running", registry=r)
+        self.unsure = Counter("fmnist_edge_unsure_frames", "Frames shown as unsure, by why: no item found, or "
+                              "a score below --min-score", ["reason"], registry=r)
+        self.top_score = Histogram("fmnist_edge_score", "Each classified frame's own top probability (frames "
+                                   "with an item in view)", buckets=SCORE_BINS[1:-1], registry=r)
+        self.label_frames = Counter("fmnist_edge_label_frames", "Frames per shown label", ["label"], registry=r)
+        self.drift = Gauge("fmnist_edge_drift", "Population-stability index of the recent top scores against "
+                           "the model's reference answers (NaN until 100 frames with an item)", registry=r)
+        self.drift.set(float("nan"))
+        self.quality = Quality(None)
         self._shown: str | None = None
+        self._last_frame: float | None = None
+        self._fps = 0.0
 
     @classmethod
     def from_options(cls, opts) -> MetricsSink | None:
@@ -70,9 +93,14 @@ class MetricsSink(Sink):
 
     def start(self, stream: StreamInfo) -> None:
         stream.outlets.route("GET", "/metrics", lambda: Reply(self.exposition(), CONTENT_TYPE))
+        stream.outlets.route("GET", "/healthz", self.health)
+        self.quality = Quality(stream.score_reference)
+        for reason in self.quality.unsure:
+            self.unsure.labels(reason)
         self.info.info({"version": __version__, "source": stream.source})
         for name in (*stream.class_names, UNSURE):
             self.label.labels(name).set(0)
+            self.label_frames.labels(name)
         for stage in STAGES:
             self.stage.labels(stage)
         if stream.source_counters is not None:
@@ -93,6 +121,28 @@ class MetricsSink(Sink):
             self._shown = shown
         self.score.set(result.shown.score)
         self.found.set(1 if result.found else 0)
+        self._quality(result)
+        self._last_frame, self._fps = clock(), result.fps
+
+    def _quality(self, result: FrameResult) -> None:
+        before = dict(self.quality.unsure)
+        self.quality.add(result)
+        for reason, count in self.quality.unsure.items():
+            if count > before[reason]:
+                self.unsure.labels(reason).inc()
+        self.label_frames.labels(result.shown.label).inc()
+        if result.found:
+            self.top_score.observe(result.score)
+        if self.quality.frames % 30 == 0 and (drift := self.quality.drift()) is not None:
+            self.drift.set(drift)
+
+    def health(self) -> Reply:
+        """/healthz: 200 while frames are classified, 503 when none was for STALE_AFTER seconds."""
+        age = None if self._last_frame is None else round(clock() - self._last_frame, 3)
+        ok = age is not None and age < STALE_AFTER
+        body = {"status": "ok" if ok else "stalled", "last_frame_age_s": age, "frames": self.quality.frames,
+                "fps": round(self._fps, 2), "drift": self.quality.drift()}
+        return Reply(json.dumps(body).encode(), "application/json", 200 if ok else 503)
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""

@@ -24,6 +24,7 @@ import time
 from collections import deque
 
 from edge_runtime.camera.pipeline import FrameResult
+from edge_runtime.camera.quality import Quality
 from edge_runtime.camera.sinks.base import Sink, StreamInfo
 from edge_runtime.web.address import parse_host_port
 from edge_runtime.core.errors import FmnistEdgeError
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 QUEUE = 100
 """Label changes kept while the broker is away: the newest ones."""
+STATUS_EVERY = 60.0
+"""Seconds between status messages (TOPIC/status, retained): frames, fps, unsure frames, drift."""
 BACKOFF = (1, 30)
 
 
@@ -61,6 +64,8 @@ class MqttSink(Sink):
         """Messages handed to paho, acknowledged by the broker, and dropped from the full queue."""
         self._unreachable_said = False
         self._source = ""
+        self.quality = Quality(None)
+        self._status_at = 0.0
 
     @classmethod
     def from_options(cls, opts) -> MqttSink | None:
@@ -69,6 +74,8 @@ class MqttSink(Sink):
     def start(self, stream: StreamInfo) -> None:
         mqtt = self._mqtt
         self._source = stream.source
+        self.quality = Quality(stream.score_reference)
+        self._status_at = time.monotonic()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"fmnist-edge-{socket.gethostname()}-{os.getpid()}")
         self.client.reconnect_delay_set(*BACKOFF)
@@ -129,6 +136,9 @@ class MqttSink(Sink):
                                                1 if self._connected.is_set() else 0)}
 
     def consume(self, result: FrameResult) -> None:
+        self.quality.add(result)
+        if time.monotonic() - self._status_at >= STATUS_EVERY:
+            self._publish_status(result.fps)
         label = result.shown.label
         if label == self._last:
             return
@@ -144,6 +154,17 @@ class MqttSink(Sink):
                 self.dropped += 1
             self._queue.append(json.dumps(message).encode())
             self._cond.notify_all()
+
+    def _publish_status(self, fps: float) -> None:
+        """The latest status only (QoS 0, retained): a status the broker missed is replaced by the next."""
+        self._status_at = time.monotonic()
+        if not self._connected.is_set():
+            return
+        quality = self.quality.to_dict()
+        status = {"frames": self.quality.frames, "fps": round(fps, 2), "unsure_frames": quality["unsure_frames"],
+                  "mean_score": quality["mean_score"], "drift": quality["drift"], "undelivered": self.undelivered,
+                  "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": self._source}
+        self.client.publish(f"{self.topic}/status", json.dumps(status).encode(), qos=0, retain=True)
 
     def _publish_loop(self) -> None:
         while True:

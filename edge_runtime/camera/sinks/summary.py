@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from edge_runtime.camera.pipeline import STAGES, FrameResult
-from edge_runtime.camera.sinks.base import Sink
+from edge_runtime.camera.quality import Quality
+from edge_runtime.camera.sinks.base import Sink, StreamInfo
 
 
 @dataclass
@@ -23,13 +24,19 @@ class CameraSummary:
     stage_ms: dict = field(default_factory=dict)
     """Mean milliseconds per frame of each stage."""
     ended_by: str = ""
+    quality: dict = field(default_factory=dict)
+    """How well it saw (camera.quality.Quality.to_dict): unsure frames by reason, frames per shown label,
+    mean top score, drift."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def format_text(self) -> str:
+        unsure = sum(self.quality.get("unsure_frames", {}).values())
+        drift = self.quality.get("drift")
         return (f"{self.frames} frames at {self.fps:.1f} FPS, latency p50 {self.p50_ms:.2f} ms "
-                f"p99 {self.p99_ms:.2f} ms, {self.dropped} dropped ({self.ended_by})")
+                f"p99 {self.p99_ms:.2f} ms, {self.dropped} dropped, {unsure} unsure"
+                f"{'' if drift is None else f', drift {drift:.2f}'} ({self.ended_by})")
 
 
 class LatencyHistogram:
@@ -64,9 +71,14 @@ class SummarySink(Sink):
     def __init__(self):
         self.latency = LatencyHistogram()
         self.totals = dict.fromkeys(STAGES, 0.0)
+        self.quality = Quality(None)
+
+    def start(self, stream: StreamInfo) -> None:
+        self.quality = Quality(stream.score_reference)
 
     def consume(self, result: FrameResult) -> None:
         self.latency.add(result.latency_ms)
+        self.quality.add(result)
         for stage, seconds in result.stages.items():
             self.totals[stage] += seconds
 
@@ -76,4 +88,5 @@ class SummarySink(Sink):
             frames=frames, fps=round(frames / elapsed, 2) if elapsed > 0 else 0.0,
             p50_ms=self.latency.percentile(50), p99_ms=self.latency.percentile(99),
             dropped=dropped, gaps=[round(g, 2) for g in gaps],
-            stage_ms={k: round(v * 1e3 / max(frames, 1), 4) for k, v in self.totals.items()}, ended_by=ended_by)
+            stage_ms={k: round(v * 1e3 / max(frames, 1), 4) for k, v in self.totals.items()}, ended_by=ended_by,
+            quality=self.quality.to_dict())
