@@ -1,8 +1,11 @@
 """Fuzzing the model files through every edge command: seeded byte flips, truncations and metadata
 mutations of both bundled formats (and of the same files without their checksum, as files exported before
-fmnist-edge wrote one would be). Each command must give one error line or a correct answer; never an
-exception that escapes, a hang, or a memory blow-up (the worker runs under a 3 GB address-space limit and
-reports its peak resident memory)."""
+fmnist-edge wrote one would be), and hostile files behind a valid checksum: references that inflate to
+gigabytes (or lie about their size), references and metadata crafted by seeded mutations of their members,
+types, shapes and values, JSON nested 100,000 deep (tests/hostile_files.py). Each command must give one error
+line or a correct answer; never an exception that escapes, a hang, or a memory blow-up (the worker runs under
+a 3 GB address-space limit and reports its peak resident memory: a reader that inflates what a file claims
+fails here)."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import cv2
+import hostile_files as hostile
 import numpy as np
 import pytest
 
@@ -96,7 +100,56 @@ def mutations(path: Path, rng: np.random.Generator) -> dict[str, tuple[bytes, st
     found |= {f"old-flip-{p}": (flipped(old, [p]), "old") for p in rng.choice(len(old), 12, replace=False)}
     found |= {f"old-tail-flip-{p}": (flipped(old, [p]), "old") for p in len(old) - 1 - rng.choice(600, 6, False)}
     found |= {f"meta-{k}": (v, "metadata") for k, v in metadata_mutations(path).items()}
+    found |= {f"hostile-{k}": (v, "hostile") for k, v in hostile_mutations(path, rng).items()}
     return found
+
+
+def hostile_mutations(path: Path, rng: np.random.Generator) -> dict[str, bytes]:
+    """Re-sealed files (a valid checksum) whose references or metadata a hostile tester crafted: bombs,
+    100,000-deep JSON, and seeded mutations of the references' members and the metadata's fields."""
+    source = hostile.take_apart(path)
+    deep = "[" * 100_000 + "]" * 100_000
+    found = {"refs-inflate-1g": hostile.sealed(source, refs=hostile.inflating_npz(1 << 30)),
+             "refs-inflate-4g": hostile.sealed(source, refs=hostile.inflating_npz(4_000_000_000)),
+             "refs-inflate-1g-claims-1k": hostile.sealed(source, refs=hostile.inflating_npz(1 << 30, claimed=1024)),
+             "meta-extra-900-deep": _with_extra(source, hostile.nested(900)),
+             "meta-extra-100000-deep": _with_extra(source, deep)}
+    for i in range(10):
+        found[f"refs-mutated-{i}"] = hostile.sealed(source, refs=hostile.references(source, **_mutated_member(source,
+                                                                                                            rng)))
+    for i in range(8):
+        key, value = _mutated_field(source, rng)
+        found[f"meta-mutated-{i}-{key}"] = hostile.sealed(source, metadata={**source.metadata, key: value})
+    return found
+
+
+def _with_extra(source: hostile.Source, text: str) -> bytes:
+    if source.suffix == ".tflite":
+        return hostile.sealed(source, metadata=hostile.with_raw(source.metadata, "extra", text))
+    return hostile.sealed(source, props={"fmnist_edge.extra": text})
+
+
+def _mutated_member(source: hostile.Source, rng: np.random.Generator) -> dict:
+    """One reference member changed in a way the exporter never writes: type, shape, values, or gone."""
+    name = str(rng.choice(sorted(source.references)))
+    value = source.references[name]
+    changes = [lambda v: v.astype(str), lambda v: v.astype(object), lambda v: v.astype(np.float64),
+               lambda v: v.reshape(-1), lambda v: v[:0], lambda v: np.repeat(v, 80, axis=0) if v.ndim else v,
+               lambda v: np.full(v.shape, np.nan), lambda v: np.full(v.shape, -np.inf), lambda v: None,
+               lambda v: np.array("{" * 5000 + "}" * 5000), lambda v: np.array('{"min_agreement": "all"}')]
+    change = changes[rng.integers(len(changes))]
+    try:
+        return {name: change(value)}
+    except (IndexError, ValueError):  # the rule (0-d text) cannot be sliced or read as a number
+        return {name: value.reshape(1)}
+
+
+def _mutated_field(source: hostile.Source, rng: np.random.Generator) -> tuple[str, object]:
+    """One metadata field given a value a hostile file would try."""
+    key = str(rng.choice(sorted(source.metadata)))
+    values = [-1, 10**4000, -1e308, "x" * 100_000, "\x1b[2J\x1b[31mowned", ["a"] * 10_000, [None] * 12,
+              {"shape": [-5, 28, 28, 1]}, {"file_zero_point": 10**30}, [[[[[[[[[[[]]]]]]]]]]], {"a": "\u202e" * 50}]
+    return key, values[rng.integers(len(values))]
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +206,7 @@ def _judge(run: dict, kind: str, original: dict) -> list[str]:
         return [] if len(errors) == 1 and lines[-1] == errors[0] else [f"{where}: not one error line: {lines}"]
     if run["exit"] != 0:
         return [f"{where}: exit {run['exit']}"]
-    if kind in ("sealed", "metadata") and run["command"] in ("predict", "evaluate") and \
+    if kind in ("sealed", "metadata", "hostile") and run["command"] in ("predict", "evaluate") and \
             _answers(run) != _answers(original):
         return [f"{where}: answers differ from the original's"]
     return []

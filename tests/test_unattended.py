@@ -304,7 +304,7 @@ def test_mqtt_status_topic_says_how_well_it_sees(tmp_path, monkeypatch):
     sink = mqtt_sink.MqttSink(f"127.0.0.1:{broker.port}", "t")
     sink.start(StreamInfo("fake", 30.0, True, CLASS_NAMES))
     try:
-        wait_for(lambda: sink._connected.is_set())
+        wait_for(sink._connected.is_set)
         probs = np.eye(10, dtype=np.float32)[3]
         for i in range(5):
             sink.consume(FrameResult(Frame(np.zeros((4, 4, 3), np.uint8), i, 0.0),

@@ -14,12 +14,20 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from edge_runtime.core.contract import CLASS_NAMES, MAX_CLASSES, NUM_CLASSES
-from edge_runtime.core.errors import FmnistEdgeError
-from edge_runtime.core.modelfile import tflite_flatbuffer, tflite_pack
+from edge_runtime.core.errors import FmnistEdgeError, first_line
+from edge_runtime.core.modelfile import bounded_json, printable, tflite_flatbuffer, tflite_pack
+from edge_runtime.core.references import MAX_REFERENCES_BYTES
 
 TFLITE_MEMBER = "metadata.json"
 TFLITE_REFERENCES = "references.npz"
 ONNX_PREFIX = "fmnist_edge."
+MAX_METADATA_BYTES = 64 << 10
+"""metadata.json takes 1-5 KB (64 class names and an adapted model's provenance included)."""
+MAX_EXTRA_DEPTH = 8
+"""Levels of nesting in `extra`, itself the first (an adapted model's provenance takes three)."""
+MAX_EXTRA_BYTES = 32 << 10
+TFLITE_LIMITS = {TFLITE_MEMBER: MAX_METADATA_BYTES, TFLITE_REFERENCES: MAX_REFERENCES_BYTES}
+"""The archive members a .tflite file's runtime reads, and the most bytes each may declare."""
 
 
 @dataclass
@@ -66,15 +74,16 @@ def onnx_metadata_props(meta: ModelMetadata) -> dict[str, str]:
 
 
 def _unreadable(path: Path, exc: Exception) -> FmnistEdgeError:
-    return FmnistEdgeError(f"{path}: unreadable metadata ({exc}); re-export the model")
+    return FmnistEdgeError(f"{path}: unreadable metadata ({printable(first_line(exc, 120))}); export it again")
 
 
 def tflite_metadata(path: Path, members: dict[str, bytes]) -> dict | None:
-    """The decoded metadata.json of a .tflite file's archive, or None when it has none."""
+    """The decoded metadata.json of a .tflite file's archive, or None when it has none; its size and
+    nesting are bounded before it is decoded (the document, then `extra` within it, MAX_EXTRA_DEPTH deep)."""
     if TFLITE_MEMBER not in members:
         return None
     try:
-        return json.loads(members[TFLITE_MEMBER])
+        return bounded_json(members[TFLITE_MEMBER], MAX_METADATA_BYTES, 1 + MAX_EXTRA_DEPTH)
     except ValueError as exc:
         raise _unreadable(path, exc) from None
 
@@ -85,41 +94,98 @@ def onnx_metadata(path: Path, props: dict[str, str]) -> dict | None:
     if not raw:
         return None
     try:
-        return {k: json.loads(v) for k, v in raw.items()}
+        if sum(len(k) + len(v) for k, v in raw.items()) > MAX_METADATA_BYTES:
+            raise ValueError(f"its entries take more than the {MAX_METADATA_BYTES:,} bytes metadata needs")
+        return {k: bounded_json(v, MAX_METADATA_BYTES, MAX_EXTRA_DEPTH) for k, v in raw.items()}
     except ValueError as exc:
         raise _unreadable(path, exc) from None
 
 
+def onnx_duplicate_key(data: bytes, keys) -> str | None:
+    """A key of fmnist-edge's that an ONNX file's metadata_props holds twice, or None: ONNX Runtime shows one
+    of the two values (`keys` are those it shows), another reader may show the other, so such a file is
+    refused. Each entry's key is found by its serialized bytes (field 1, its length, the key, then field 2's
+    tag): no protobuf parser runs on a load."""
+    for key in sorted(k.encode() for k in keys if k.startswith("fmnist_edge")):
+        if len(key) < 128 and data.count(b"\x0a" + bytes([len(key)]) + key + b"\x12") > 1:
+            return printable(key.decode(), 60)
+    return None
+
+
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 _TEXT_FIELDS = ("format", "preprocessing", "toolkit_version", "source_sha256", "arch")
+MAX_TEXT = 200
+"""Characters in a text field: they are printed on terminals and drawn on frames."""
+MAX_NAME = 64
+
+
+def _is_text(value, limit: int = MAX_TEXT) -> bool:
+    """Text a terminal or a frame can show as it is: no control characters (ANSI escapes, bidi overrides)."""
+    return isinstance(value, str) and len(value) <= limit and value.isprintable()
+
+
+def _is_number(value, low: float, high: float) -> bool:
+    """A number from low to high (NaN and infinities fail the comparison; a huge int is compared exactly)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+
+def _names_problem(names) -> str | None:
+    if not isinstance(names, list) or not NUM_CLASSES <= len(names) <= MAX_CLASSES or \
+            not all(_is_text(n, MAX_NAME) and n.strip() for n in names):
+        return (f"class_names must be {NUM_CLASSES} names (up to {MAX_CLASSES} for a model adapted with classes "
+                f"of its own), each printable text of at most {MAX_NAME} characters")
+    if len(names) > NUM_CLASSES and (tuple(names[:NUM_CLASSES]) != CLASS_NAMES or len(set(names)) != len(names)):
+        return "a model with classes of its own names Fashion-MNIST's ten first, in order, and no name twice"
+    return None
+
+
+def _input_problem(spec) -> str | None:
+    """The input spec: any field it has holds what the exporter writes there (shape [None,28,28,1])."""
+    if not isinstance(spec, dict):
+        return "input must be an object"
+    shape = spec.get("shape", [None, 28, 28, 1])
+    if not isinstance(shape, list) or len(shape) != 4 or shape[1:] != [28, 28, 1] or \
+            not (shape[0] is None or (_is_number(shape[0], 1, 1 << 16) and isinstance(shape[0], int))):
+        return "input shape must be [N, 28, 28, 1]"
+    if spec.get("file_scale") is not None and not _is_number(spec["file_scale"], 1e-12, 1e6):
+        return "input file_scale must be a positive number"
+    zero = spec.get("file_zero_point")
+    if zero is not None and not (isinstance(zero, int) and _is_number(zero, -128, 255)):
+        return "input file_zero_point must be an integer from -128 to 255"
+    if not all(_is_text(spec.get(k, "")) for k in ("layout", "pixels", "file_dtype")):
+        return f"input layout, pixels and file_dtype must be printable text of at most {MAX_TEXT} characters"
+    return None
+
+
+def _scalars_problem(raw: dict) -> str | None:
+    if raw.get("precision", "fp32") not in PRECISIONS:
+        return f"precision must be one of {', '.join(PRECISIONS)}"
+    for name in _TEXT_FIELDS:
+        if not _is_text(raw.get(name, "")):
+            return f"{name} must be printable text of at most {MAX_TEXT} characters"
+    samples, accuracy = raw.get("calibration_samples"), raw.get("test_accuracy")
+    if samples is not None and not (isinstance(samples, int) and _is_number(samples, 0, 1 << 40)):
+        return "calibration_samples must be a count"
+    if accuracy is not None and not _is_number(accuracy, 0, 1):
+        return "test_accuracy must be a number from 0 to 1"
+    return None
+
+
+def _extra_problem(extra) -> str | None:
+    """`extra` is free-form: an object, bounded (tflite_metadata and onnx_metadata bound its depth)."""
+    if not isinstance(extra, dict):
+        return "extra must be an object"
+    if len(json.dumps(extra)) > MAX_EXTRA_BYTES:
+        return f"extra takes more than {MAX_EXTRA_BYTES:,} bytes"
+    return None
 
 
 def _schema_problem(raw) -> str | None:
     """What is wrong with decoded metadata, or None: the schema every reader can rely on."""
     if not isinstance(raw, dict):
         return f"expected an object, found {type(raw).__name__}"
-    names = raw.get("class_names")
-    if not isinstance(names, list) or not NUM_CLASSES <= len(names) <= MAX_CLASSES or \
-            not all(isinstance(n, str) and n.strip() and len(n) <= 64 for n in names):
-        return f"class_names must be {NUM_CLASSES} to {MAX_CLASSES} names"
-    if len(names) > NUM_CLASSES and (tuple(names[:NUM_CLASSES]) != CLASS_NAMES or len(set(names)) != len(names)):
-        return "a model with classes of its own names Fashion-MNIST's ten first, in order, and no name twice"
-    if not isinstance(raw.get("input", {}), dict):
-        return "input must be an object"
-    if raw.get("precision", "fp32") not in PRECISIONS:
-        return f"precision must be one of {', '.join(PRECISIONS)}"
-    for name in _TEXT_FIELDS:
-        if not isinstance(raw.get(name, ""), str):
-            return f"{name} must be text"
-    samples, accuracy = raw.get("calibration_samples"), raw.get("test_accuracy")
-    if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool) or samples < 0):
-        return "calibration_samples must be a count"
-    if accuracy is not None and (not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool)
-                                 or not 0 <= accuracy <= 1):
-        return "test_accuracy must be a number from 0 to 1"
-    if not isinstance(raw.get("extra", {}), dict):
-        return "extra must be an object"
-    return None
+    return (_names_problem(raw.get("class_names")) or _input_problem(raw.get("input", {}))
+            or _scalars_problem(raw) or _extra_problem(raw.get("extra", {})))
 
 
 def parse_metadata(path: Path, raw: dict | None) -> ModelMetadata | None:

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import re
+import struct
 import zipfile
 from pathlib import Path
 
@@ -29,6 +32,10 @@ MARKERS = {".tflite": TFLITE_MARKER, ".onnx": ONNX_MARKER}
 PLACEHOLDER = b"0" * DIGEST_HEX
 MAX_EMBEDDED_BYTES = 16 << 20
 """Metadata and references take tens of KB; a damaged archive may claim gigabytes."""
+MAX_ARCHIVE_MEMBERS = 16
+"""An archive fmnist-edge writes holds two members (references.npz six); a hostile one may list millions."""
+MAX_DIRECTORY_BYTES = 64 << 10
+"""The zip directory of that many members, at most: zipfile reads all of it before anything else."""
 
 
 def digest(data: bytes) -> bytes:
@@ -83,20 +90,59 @@ def tflite_pack(flatbuffer: bytes, members: dict[str, bytes]) -> bytes:
     return seal(buf.getvalue(), ".tflite")
 
 
-def tflite_members(path: Path, data: bytes) -> dict[str, bytes]:
-    """The members of the archive appended to a .tflite file ({} when there is none)."""
+def zip_directory_problem(data: bytes) -> str | None:
+    """What is wrong with the zip directory at the end of `data`, read from its end record before zipfile
+    builds an entry for every member it lists; None when it is small (or there is no archive)."""
+    at = len(data) - 22 if data[-22:-18] == b"PK\x05\x06" and data[-2:] == b"\0\0" else \
+        data.rfind(b"PK\x05\x06", max(0, len(data) - (1 << 16) - 22))
+    if at < 0 or at + 22 > len(data):
+        return None
+    entries, directory_bytes = struct.unpack_from("<HI", data, at + 10)
+    if data[max(0, at - 20):at - 16] == b"PK\x06\x07":
+        return "a zip64 archive, which fmnist-edge never writes"
+    if entries > MAX_ARCHIVE_MEMBERS or directory_bytes > MAX_DIRECTORY_BYTES:
+        return f"its archive lists {entries:,} members in {directory_bytes:,} bytes"
+    return None
+
+
+def checked_members(archive: zipfile.ZipFile, limits: dict[str, int]) -> list[zipfile.ZipInfo]:
+    """The members of `archive` named in `limits`, each declaring no more bytes than its limit: raises
+    ValueError, before anything is decompressed, for a member listed twice or too many members."""
+    infos = archive.infolist()
+    names = [info.filename for info in infos]
+    if len(infos) > MAX_ARCHIVE_MEMBERS:
+        raise ValueError(f"its archive holds {len(infos):,} members")
+    twice = sorted({name for name in names if names.count(name) > 1})  # 16 names at most
+    if twice:
+        raise ValueError(f"its archive holds {printable(twice[0], 40)} twice")
+    wanted = [info for info in infos if info.filename in limits]
+    for info in wanted:
+        if info.file_size > limits[info.filename]:
+            raise ValueError(f"{info.filename} claims {info.file_size:,} bytes, more than the "
+                             f"{limits[info.filename]:,} it can hold")
+    return wanted
+
+
+def tflite_members(path: Path, data: bytes, limits: dict[str, int] | None = None) -> dict[str, bytes]:
+    """The members of the archive appended to a .tflite file ({} when there is none): those named in
+    `limits`, each checked against its limit before it is decompressed (all of them, if None)."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            if sum(info.file_size for info in archive.infolist()) > MAX_EMBEDDED_BYTES:
-                raise zipfile.BadZipFile("its members claim more than a model's metadata can hold")
-            return {info.filename: archive.read(info) for info in archive.infolist()}
+        problem = zip_directory_problem(data)
+        if problem is None:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                if limits is None:
+                    limits = {info.filename: MAX_EMBEDDED_BYTES for info in archive.infolist()}
+                infos = checked_members(archive, limits)
+                if sum(info.file_size for info in infos) > MAX_EMBEDDED_BYTES:
+                    raise ValueError("its members claim more than a model's metadata can hold")
+                return {info.filename: archive.read(info) for info in infos}
     except zipfile.BadZipFile as exc:
         if b"PK\x05\x06" not in data[-(1 << 16) - 22:]:
             return {}  # no archive at all: a plain .tflite file from elsewhere
-        problem = exc
+        problem = first_line(exc, 80)
     except Exception as exc:  # zipfile and zlib fail in many ways on damaged bytes
-        problem = exc
-    raise FmnistEdgeError(f"{path}: damaged metadata archive ({first_line(problem, 80)}); copy the file again, "
+        problem = first_line(exc, 120)
+    raise FmnistEdgeError(f"{path}: damaged metadata archive ({problem}); copy the file again, "
                           "or export it again")
 
 
@@ -108,3 +154,59 @@ def tflite_flatbuffer(data: bytes) -> bytes:
     except zipfile.BadZipFile:
         return data
     return data[: min(info.header_offset for info in infos)] if infos else data
+
+
+# Reading what a file embeds: its bytes may be hostile even where its checksum holds (whoever sealed it
+# computed the checksum too), so nothing is decoded before its size and nesting are known to be small.
+
+_JSON_SPECIAL = re.compile(r'[\[\]{}"\\]')
+
+
+def json_depth(text: str, stop: int) -> int:
+    """How deep a JSON text nests arrays and objects, from one pass over its brackets outside strings
+    (no recursion); counting stops once it passes `stop`."""
+    depth = deepest = 0
+    in_string, skip = False, -1
+    for match in _JSON_SPECIAL.finditer(text):
+        at, char = match.start(), match.group()
+        if at == skip:  # the character after a backslash, escaped
+            continue
+        if in_string:
+            if char == "\\":
+                skip = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > stop:
+                break
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def bounded_json(text: str | bytes, max_chars: int, max_depth: int):
+    """JSON decoded only when it is at most `max_chars` long and `max_depth` deep (NaN and Infinity refused);
+    ValueError says what is wrong, in one line."""
+    if len(text) > max_chars:
+        raise ValueError(f"{len(text):,} bytes of JSON, more than {max_chars:,}")
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    if json_depth(text, max_depth) > max_depth:
+        raise ValueError(f"JSON nested more than {max_depth} levels deep")
+    return json.loads(text, parse_constant=_no_constants)
+
+
+def printable(value, limit: int = 200) -> str:
+    """`value` as text safe to print on a terminal: control characters (ANSI escapes, bidi overrides)
+    escaped, and at most `limit` characters."""
+    text = str(value)
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -209,8 +209,8 @@ def labelled_frames(folder: str | Path, new_classes: Sequence[str]) -> list[phot
 def check_new_classes(new_classes: Sequence[str], base: Base) -> list[str]:
     names = list(base.metadata.class_names)
     wanted = [n.strip() for n in new_classes]
-    bad = [n for n in wanted if not n or len(n) > 64 or n in names or n in (photo_folder.UNLABELLED,
-                                                                          photo_folder.NONE_OF_THESE)]
+    taken = {*names, photo_folder.UNLABELLED, photo_folder.NONE_OF_THESE}
+    bad = [n for n in wanted if not n or len(n) > 64 or not n.isprintable() or n in taken]
     if bad or len(set(wanted)) != len(wanted):
         raise FmnistEdgeError(f"--new-class {', '.join(bad) or 'twice'}: a new class needs a name of its own, not one "
                               f"the model has ({', '.join(names)}), none, unlabelled, or a name given twice")

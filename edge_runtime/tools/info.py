@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.core.backends import Backend, TensorSpec, open_backend
+from edge_runtime.core.modelfile import printable
 from edge_runtime.core.onnx_proto import OnnxModel, read_model
 
 
@@ -140,6 +141,9 @@ def _adapted_lines(adapted) -> list[str]:
     """What an adapted model was adapted from, on how many frames, when (field.adapt's provenance)."""
     if not isinstance(adapted, dict):
         return []
-    new = ", ".join(map(str, adapted.get("new_classes") or [])) or "none"
-    return [f"  adapted on this device from {adapted.get('from')} on {adapted.get('frames')} labelled frames at "
-            f"{adapted.get('time')} (new classes: {new}); its source SHA-256 {adapted.get('from_sha256')}"]
+    # `extra` is free-form: whatever it holds is shown escaped and cut short, never as a terminal's commands.
+    new = adapted.get("new_classes")
+    new = printable(", ".join(map(str, new)), 400) if isinstance(new, list) and new else "none"
+    said = {key: printable(adapted.get(key), 80) for key in ("from", "frames", "time", "from_sha256")}
+    return [f"  adapted on this device from {said['from']} on {said['frames']} labelled frames at "
+            f"{said['time']} (new classes: {new}); its source SHA-256 {said['from_sha256']}"]

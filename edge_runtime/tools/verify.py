@@ -62,9 +62,12 @@ def _stratum_rates(refs: References, same: np.ndarray, right_here: np.ndarray,
 
 
 def _judge(result: Verification, rule: dict) -> list[str]:
+    """Every way the result breaks the rule (References.from_bytes refuses a rule that checks nothing)."""
     failures = []
     if result.checksum != "ok":
         failures.append("the file carries no checksum of its bytes")
+    if not np.isfinite(result.max_abs_diff):
+        failures.append("its answers here are not finite numbers")
     floor, drop, diff = rule.get("min_agreement"), rule.get("max_accuracy_drop"), rule.get("max_abs_diff")
     if floor is not None and not result.estimated_test_agreement >= floor:
         failures.append(f"estimated top-1 agreement {result.estimated_test_agreement:.4f} < {floor}")
@@ -84,7 +87,7 @@ def verify_backend(backend: Backend) -> Verification:
     if backend.references_blob is None:
         return Verification(images=0, top1_agreement=None, max_abs_diff=None, passed=False,
                             failures=[NO_REFERENCES], **base)
-    refs = References.from_bytes(backend.path, backend.references_blob)
+    refs = References.from_bytes(backend.path, backend.references_blob, classes=backend.output.shape[1])
     probs = backend.predict_batches(refs.images)
     if probs.shape != refs.probs.shape:
         raise FmnistEdgeError(f"{backend.path}: its reference answers name {refs.probs.shape[1]} classes, the model "

@@ -18,7 +18,7 @@ from edge_runtime.core.backends.base import (
     load_error,
 )
 from edge_runtime.core.errors import FmnistEdgeError
-from edge_runtime.core.metadata import TFLITE_REFERENCES, parse_metadata, tflite_metadata
+from edge_runtime.core.metadata import TFLITE_LIMITS, TFLITE_REFERENCES, parse_metadata, tflite_metadata
 from edge_runtime.core.modelfile import read_checked, tflite_members
 from edge_runtime.core.quiet import quiet_native_stderr
 
@@ -82,7 +82,7 @@ class LiteRTBackend(Backend):
         module, self.name, self.version = interpreter_module()
         self.threads = threads
         self._data, self.checksum = read_checked(self.path)  # the runtime gets the very bytes that were checked
-        members = tflite_members(self.path, self._data)
+        members = tflite_members(self.path, self._data, TFLITE_LIMITS)
         self.metadata = parse_metadata(self.path, tflite_metadata(self.path, members))
         self.references_blob = members.get(TFLITE_REFERENCES)
         try:

@@ -16,8 +16,9 @@ from edge_runtime.core.backends.base import (
     load_error,
 )
 from edge_runtime.core.errors import FmnistEdgeError
-from edge_runtime.core.metadata import onnx_metadata, parse_metadata
+from edge_runtime.core.metadata import onnx_duplicate_key, onnx_metadata, parse_metadata
 from edge_runtime.core.modelfile import ONNX_REFERENCES_KEY, read_checked
+from edge_runtime.core.references import MAX_REFERENCES_BASE64
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
               "tensor(float16)": "float16"}
@@ -47,10 +48,15 @@ def session_options(threads: int | None):
 def _base64(path: Path, text: str | None) -> bytes | None:
     if text is None:
         return None
+    if len(text) > MAX_REFERENCES_BASE64:  # measured before decoding: the decoded bytes would be 3/4 of it
+        raise FmnistEdgeError(f"{path}: damaged reference inputs ({len(text):,} characters of base64, more than the "
+                              f"{MAX_REFERENCES_BASE64:,} references can take); copy the file again, or export it "
+                              "again")
     try:
         return base64.b64decode(text, validate=True)
     except ValueError:
-        raise FmnistEdgeError(f"{path}: damaged reference inputs; copy the file again, or export it again") from None
+        raise FmnistEdgeError(f"{path}: damaged reference inputs (not base64); copy the file again, or export it "
+                              "again") from None
 
 
 class OnnxRuntimeBackend(Backend):
@@ -76,6 +82,9 @@ class OnnxRuntimeBackend(Backend):
         self.input, self.output = classifier_io(self.path, self._session.get_inputs(), self._session.get_outputs(),
                                                 _spec)
         props = self._session.get_modelmeta().custom_metadata_map
+        twice = onnx_duplicate_key(data, props)
+        if twice:
+            raise FmnistEdgeError(f"{self.path}: damaged metadata ({twice} twice in metadata_props); export it again")
         self.metadata = parse_metadata(self.path, onnx_metadata(self.path, props))
         self.references_blob = _base64(self.path, props.get(ONNX_REFERENCES_KEY))
         self._in_dtype = np.dtype(self.input.dtype)
