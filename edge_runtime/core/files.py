@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: the lock is a no-op there (the toolkit runs on Linux boards)
+    fcntl = None
 
 from edge_runtime.core.errors import FmnistEdgeError
 
@@ -77,3 +85,41 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike, timeout: float = 10.0) -> Iterator[None]:
+    """Hold an exclusive lock (fcntl.flock) on the file `path`, made if missing, for the block: how two
+    writers of one file (two processes, or two threads) take turns. A lock held by another for more than
+    `timeout` seconds, or a lock file that cannot be made (a read-only folder) or is not a regular file
+    (a symbolic link is not followed), is one FmnistEdgeError line."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0), 0o666 & ~_umask())
+    except OSError as exc:
+        raise FmnistEdgeError(f"cannot write {path} ({exc.strerror}); the folder must be writable") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FmnistEdgeError(f"{path} is not a regular file; remove it")
+        deadline = time.monotonic() + timeout
+        while fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise FmnistEdgeError(f"{path}: another writer has held it for {timeout:g} s; is a "
+                                          "process stuck on this folder?") from None
+                time.sleep(0.005)
+        yield
+    finally:
+        os.close(fd)  # closing the file releases the lock
+
+
+def stale_temps(path: str | os.PathLike) -> list[Path]:
+    """The temporary files atomic_path left beside `path` (a writer killed between writing and renaming).
+    Only the caller knows whether any is still being written: remove them while holding the lock that
+    every writer of `path` holds for its whole write."""
+    path = Path(path)
+    found = path.parent.glob(f".{glob.escape(path.name)}.*.tmp{glob.escape(path.suffix)}")
+    return sorted(p for p in found if p.is_symlink() or p.is_file())

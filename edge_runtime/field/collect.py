@@ -15,7 +15,9 @@ camera's web page can also ask for the current frame (its "save frame" button).
 
 Files are written by a background thread (an SD card's fsync can take tens of milliseconds; the camera
 does not wait for it), each image first and atomically, then labels.csv rewritten atomically: a power
-cut leaves a readable folder.
+cut leaves a readable folder. Each frame is added under the folder's lock (`.labels.lock`, as the labelling
+page takes it): the table on disk is read again and only the new row added, so `fmnist-edge label DIR` can
+label the same folder while the camera collects into it, and neither loses what the other wrote.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from edge_runtime.camera.pipeline import FrameResult
 from edge_runtime.camera.preprocess import working_copy
 from edge_runtime.camera.sinks.base import Reply, Sink, StreamInfo
 from edge_runtime.core.errors import FmnistEdgeError
-from edge_runtime.core.files import write_bytes_atomic
+from edge_runtime.core.files import locked, write_bytes_atomic
 from edge_runtime.data import photos
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,7 @@ def parse_when(value: str) -> tuple[str, int]:
     mode, _, n = value.partition(":")
     if mode in ("unsure", "all") and not n:
         return mode, 0
-    if mode == "every" and n.isdigit() and int(n) >= 1:
+    if mode == "every" and n.isascii() and n.isdigit() and int(n) >= 1:  # "²".isdigit() is True
         return mode, int(n)
     raise FmnistEdgeError(f"--collect-when {value!r}: give unsure, all or every:N (N >= 1)")
 
@@ -82,7 +84,6 @@ class CollectorSink(Sink):
         self.mode, self.every = parse_when(when)
         self.max_frames, self.interval = max_frames, interval
         self.saved = self.skipped = 0
-        self._rows: list[dict[str, str]] = []
         self._claimed = 0
         """Frames in the folder or on their way to it: what --collect-max bounds."""
         self._pending: queue.Queue = queue.Queue(PENDING)
@@ -99,10 +100,15 @@ class CollectorSink(Sink):
             (self.folder / "frames").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise FmnistEdgeError(f"--collect {self.folder}: cannot make the folder ({exc.strerror})") from None
-        if (self.folder / photos.LABELS).exists():
-            self._rows = photos.read_rows(self.folder)  # a folder collected before: add to it
-        self._claimed = len(self._rows)
-        self._source, self._names = stream.source, stream.class_names
+        if self.max_frames > photos.MAX_ROWS:
+            raise FmnistEdgeError(f"--collect-max {self.max_frames}: a photo folder holds at most {photos.MAX_ROWS}")
+        self._table = photos.Table(self.folder, missing_ok=True)  # a folder collected before: add to it
+        self._claimed = len(self._table.rows)
+        with locked(self.folder / photos.LOCK):  # every frame is written under it: these are a killed writer's
+            for stale in (self.folder / "frames").glob(".*.tmp.*"):
+                stale.unlink(missing_ok=True)
+        self._source = stream.source.translate({10: " ", 13: " ", 0: " "})  # one row per line in the table
+        self._names = stream.class_names
         stream.outlets.route("POST", "/save", self._save_route)  # the camera page's Save frame button
         stream.outlets.state.append(lambda: {"collected": self.saved})
         self._writer = threading.Thread(target=self._write_loop, name="collect", daemon=True)
@@ -166,18 +172,31 @@ class CollectorSink(Sink):
                 "source": self._source}
 
     def _write(self, result: FrameResult) -> None:
-        name = f"{len(self._rows):06d}"
-        while (self.folder / "frames" / f"{name}.jpg").exists():  # never overwrite what is there
-            name = f"{int(name) + 1:06d}"
-        write_bytes_atomic(self.folder / "frames" / f"{name}.jpg", _jpeg(result.frame.image))
+        jpeg = _jpeg(result.frame.image)
         png = cv2.imencode(".png", result.prepared.image[..., 0])[1].tobytes()
-        write_bytes_atomic(self.folder / "frames" / f"{name}.png", png)
-        self._rows.append(self._row(result, name))
-        photos.write_rows(self.folder, self._rows)
+        count = self._table.update(lambda rows: self._add(rows, result, jpeg, png))
+        if count is None:
+            return
         self.saved += 1
-        if len(self._rows) == self.max_frames:
+        if count == self.max_frames:
             log.warning("collected %d frames in %s, as many as --collect-max allows; label them with "
-                        "`fmnist-edge label %s`", len(self._rows), self.folder, self.folder)
+                        "`fmnist-edge label %s`", count, self.folder, self.folder)
+
+    def _add(self, rows: list[dict[str, str]], result: FrameResult, jpeg: bytes, png: bytes) -> int | None:
+        """Under the folder's lock, on the table as it is on disk: the frame's two images under a name nobody
+        has (never overwrite what is there), then its row. None if the folder is full (another writer)."""
+        if len(rows) >= self.max_frames:
+            return None
+        taken = {name for row in rows for name in (row["path"], row.get("model_input", ""))}
+        number = len(rows)
+        while any(f"frames/{number:06d}{ext}" in taken or (self.folder / "frames" / f"{number:06d}{ext}").exists()
+                  for ext in (".jpg", ".png")):
+            number += 1
+        name = f"{number:06d}"
+        write_bytes_atomic(self.folder / "frames" / f"{name}.jpg", jpeg)
+        write_bytes_atomic(self.folder / "frames" / f"{name}.png", png)
+        rows.append(self._row(result, name))
+        return len(rows)
 
     def _write_loop(self) -> None:
         while (result := self._pending.get()) is not None:
