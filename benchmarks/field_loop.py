@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -53,7 +52,7 @@ def user_folder(root: str, classes: tuple[str, ...], k: int, seed: int, dest: Pa
     rows = []
     for i, photo in enumerate(picked):
         name = f"{i:04d}{photo.path.suffix}"
-        os.symlink(photo.path.resolve(), dest / name)
+        shutil.copyfile(photo.path, dest / name)  # a photo folder holds its own files (links out are refused)
         rows.append({"path": name, "photo_class": photo.photo_class,
                      "fashion_mnist_classes": " ".join(str(c) for c in sorted(photo.accepted))})
     photomod.write_rows(dest, rows)

@@ -26,6 +26,8 @@ import hashlib
 import logging
 import os
 import time
+import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.camera.preprocess import DEFAULT_OPTIONS, find_item, preprocess_frame, working_copy
+from edge_runtime.core.errors import first_line
 from edge_runtime.core.files import atomic_path
 from edge_runtime.data.images import read_mask, read_photo
 
@@ -274,24 +277,27 @@ def partial_source(source: Source, rng: np.random.Generator) -> Source:
     return Source(np.clip(image, 0, 255).astype(np.uint8), mask, source.plate)
 
 
-def photo_bank(images: list[np.ndarray], variants: int, seed: int = 0,
+def photo_bank(images: Sequence[np.ndarray], variants: int, seed: int = 0,
                cfg: PhotoAugmentConfig = DEFAULT_PHOTO_AUGMENT,
-               masks: list[np.ndarray | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+               masks: Sequence[np.ndarray | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 [len(images) * variants, 28, 28, 1], bool [len(images) * variants]): `variants` frames
     of each photo, each through the camera's preprocessing, and which of them are partial views
     (cfg.partial_prob; no class fits those). Photo i's are rows i*variants .. (i+1)*variants-1, the
     first of them the photo as it is and the rest augmented. `masks` are the photos' own item masks
-    where they have one (street crops: the item cut out exactly, not as the preprocessing finds it)."""
+    where they have one (street crops: the item cut out exactly, not as the preprocessing finds it).
+    Each photo is taken once, in order (image i, then mask i), and only its working copy is kept: a
+    sequence that reads its files as it is indexed (cached_photo_bank's) never holds two full-size photos."""
     start = time.perf_counter()
-    sources = make_sources(images, masks)
-    plates = [s.plate for s in sources if s.mask is not None]
     out = np.zeros((len(images) * variants, 28, 28, 1), np.uint8)
     partial = np.zeros(len(images) * variants, bool)
+    sources = []
+    for i, image in enumerate(images):
+        sources += make_sources([image], None if masks is None else [masks[i]])
+        if variants:
+            out[i * variants] = preprocess_frame(image).image  # variant 0: the photo as it is
+    plates = [s.plate for s in sources if s.mask is not None]
     for i, source in enumerate(sources):
-        for v in range(variants):
-            if v == 0:
-                out[i * variants] = preprocess_frame(images[i]).image
-                continue
+        for v in range(1, variants):
             pick = np.random.default_rng([seed, i, v, 1])  # its own stream: the other variants stay as they were
             row = i * variants + v
             partial[row] = source.mask is not None and pick.random() < cfg.partial_prob
@@ -302,32 +308,86 @@ def photo_bank(images: list[np.ndarray], variants: int, seed: int = 0,
     return out, partial
 
 
+class PhotoFiles(Sequence):
+    """Photo files (or, with `masks_of`, their own item masks), read as they are indexed, each checked as
+    every photo is (images.read_photo, read_mask: one line for a missing, damaged or oversized file); a mask
+    must be the size of the photo `masks_of` read last under its index."""
+
+    def __init__(self, paths: Sequence, masks_of: PhotoFiles | None = None):
+        self.paths, self.masks_of, self.shapes = list(paths), masks_of, {}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        path = self.paths[i]
+        if self.masks_of is None:
+            image = read_photo(path)
+            self.shapes = {i: image.shape}  # the one a mask is checked against next
+            return image
+        return None if path is None else read_mask(path, self.masks_of.shapes.get(i))
+
+
+BANK_ENV = "FMNIST_EDGE_PHOTO_BANK"
+"""Where cached_photo_bank keeps its banks, instead of ~/.cache/fmnist-edge/photo-bank."""
+
+
 def cached_photo_bank(paths: list, variants: int, seed: int = 0, cfg: PhotoAugmentConfig = DEFAULT_PHOTO_AUGMENT,
                       mask_paths: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """photo_bank() of the photo files (and their own item masks, where `mask_paths` names one), kept in
     ~/.cache/fmnist-edge/photo-bank (or $FMNIST_EDGE_PHOTO_BANK) under a key of everything that makes
-    it: the files' names and sizes, `variants`, `seed`, `cfg` and the source of this module and of the
-    preprocessing."""
+    it: the files' names, sizes and modification times, `variants`, `seed`, `cfg` and the source of this
+    module and of the preprocessing. A cache that cannot be read is made again, one that cannot be written
+    is skipped, each with a warning: the run goes on without it."""
+    mask_paths = mask_paths if mask_paths and cfg.own_masks else [None] * len(paths)
+    cached = _bank_folder() / f"{_bank_key(paths, mask_paths, variants, seed, cfg)}.npz"
+    rows = len(paths) * variants
+    try:
+        with np.load(cached) as stored:
+            frames, partial = stored["frames"], stored["partial"]
+        if frames.shape == (rows, 28, 28, 1) and frames.dtype == np.uint8 and partial.shape == (rows,):
+            log.info("augmented photo frames from %s", cached)
+            return frames, partial.astype(bool)
+        log.warning("%s: not the photo bank it is named after; making it again", cached)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("%s: unreadable (%s); making the photo bank again", cached, first_line(exc))
+    photos = PhotoFiles(paths)
+    masks = PhotoFiles(mask_paths, masks_of=photos)
+    frames, partial = photo_bank(photos, variants, seed, cfg, masks if any(m is not None for m in mask_paths) else None)
+    try:
+        with atomic_path(cached) as tmp:  # two runs making the same bank: each file whole
+            np.savez(tmp, frames=frames, partial=partial)
+    except OSError as exc:
+        log.warning("cannot keep the photo bank in %s (%s); the next run makes it again: set %s to a writable "
+                    "folder", cached.parent, exc.strerror or first_line(exc), BANK_ENV)
+    return frames, partial
+
+
+def _bank_folder() -> Path:
+    return Path(os.environ.get(BANK_ENV) or Path.home() / ".cache" / "fmnist-edge" / "photo-bank")
+
+
+def _bank_key(paths: list, mask_paths: list, variants: int, seed: int, cfg: PhotoAugmentConfig) -> str:
     from edge_runtime.camera import preprocess
 
-    mask_paths = mask_paths if mask_paths and cfg.own_masks else [None] * len(paths)
     key = hashlib.sha256()
     for path, mask in zip(paths, mask_paths, strict=True):
-        key.update(f"{path}:{os.path.getsize(path)}\n".encode())
+        key.update(f"{_stamp(path, read_photo)}\n".encode())
         if mask is not None:
-            key.update(f"mask {mask}:{os.path.getsize(mask)}\n".encode())
+            key.update(f"mask {_stamp(mask, read_mask)}\n".encode())
     key.update(f"{variants}:{seed}:{cfg!r}".encode())
     for module in (__file__, preprocess.__file__):
         key.update(Path(module).read_bytes())
-    folder = Path(os.environ.get("FMNIST_EDGE_PHOTO_BANK", Path.home() / ".cache" / "fmnist-edge" / "photo-bank"))
-    cached = folder / f"{key.hexdigest()[:24]}.npz"
-    if cached.is_file():
-        log.info("augmented photo frames from %s", cached)
-        with np.load(cached) as stored:
-            return stored["frames"], stored["partial"]
-    masks = [None if m is None else read_mask(m) for m in mask_paths]
-    frames, partial = photo_bank([read_photo(path) for path in paths], variants, seed, cfg,
-                                 masks if any(m is not None for m in masks) else None)
-    with atomic_path(cached) as tmp:  # two runs making the same bank: each file whole
-        np.savez(tmp, frames=frames, partial=partial)
-    return frames, partial
+    return key.hexdigest()[:24]
+
+
+def _stamp(path, read) -> str:
+    """The file's name, size and modification time; a file that is not there is the line its reader gives."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        read(path)  # raises the one line that names the problem
+        raise
+    return f"{path}:{info.st_size}:{info.st_mtime_ns}"

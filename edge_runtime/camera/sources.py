@@ -133,6 +133,7 @@ def open_capture(source: str):
         capture = _opened(lambda: cv2.VideoCapture(int(source)))
         hint = "check `ls /dev/video*`, that no other program holds the camera, or try another index"
     elif kind == "file":
+        _check_image_size(source)
         capture = _opened(lambda: cv2.VideoCapture(source))
         hint = "check the path and that OpenCV can decode the file"
     else:
@@ -143,6 +144,22 @@ def open_capture(source: str):
         capture.release()
         raise SourceError(f"cannot open camera source {source!r}: {hint}")
     return capture
+
+
+def _check_image_size(source: str) -> None:
+    """A still image given as the source is bounded like a photo (core.image_size): FFmpeg decodes a
+    16000x16000 PNG into gigabytes before the first frame."""
+    from edge_runtime.core.image_size import header_size, max_pixels
+
+    try:
+        with open(source, "rb") as handle:
+            size = header_size(handle.read(1 << 16))
+    except (OSError, ValueError):
+        return  # not readable or not an image header: OpenCV says what it can
+    if size is not None and size[0] * size[1] > max_pixels():
+        raise SourceError(f"camera source {source!r} is a {size[0]}x{size[1]} image, more than "
+                          f"{max_pixels():,} pixels: give a smaller image or a video (FMNIST_EDGE_MAX_PIXELS moves "
+                          "the limit)")
 
 
 class FileSource:

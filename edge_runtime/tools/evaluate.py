@@ -10,6 +10,7 @@ import numpy as np
 
 from edge_runtime.core.classifier import load_model
 from edge_runtime.core.contract import CLASS_NAMES, NUM_CLASSES
+from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.data import photos as photo_folder
 from edge_runtime.data.scoring import score_photos
 from edge_runtime.report.tables import display_names
@@ -90,6 +91,9 @@ def evaluate(paths: list[str | Path], images: np.ndarray, labels: np.ndarray, th
     """Evaluate each model on the same images (agreement against the first), and on the photos of
     `photo_split` in the `photos` folders when given, through the camera's preprocessing."""
     chosen = photo_folder.load_folders(photos, photo_split) if photos else None
+    if photos and not chosen:  # asked for a photo score: none is not a silent omission
+        raise FmnistEdgeError(f"--photos {', '.join(map(str, photos))}: no labelled photo in the {photo_split} split "
+                              "to score; label some frames (fmnist-edge label DIR), or choose another --photo-split")
     photo_images = photo_folder.prepare(chosen) if chosen else None
     report, first = EvaluationReport(), None
     for path in paths:
