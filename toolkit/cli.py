@@ -477,6 +477,28 @@ def camera(as_json: bool, unit: bool, **options) -> None:
     click.echo(json.dumps({"summary": summary.to_dict()}) if as_json else summary.format_text())
 
 
+@cli.command("calibrate-stream")
+@click.argument("video", type=click.Path(exists=True, dir_okay=False))
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="One line per frame: a class id, a class name, or - where no class should be shown.")
+@model_option
+@click.option("--max-wrong-per-hour", type=_Finite(min=0), default=None,
+              help="Target: at most this many label changes to a wrong class per hour (most frames labelled "
+                   "within it).  [default: 60]")
+@click.option("--min-labelled", type=_Finite(0, 1), default=None,
+              help="Target instead: at least this share of item frames labelled (fewest wrong changes).")
+@click.option("--roi", callback=_roi, default=None, help="x,y,w,h: only look for the item there.")
+@json_option
+def calibrate_stream(video: str, labels: str, model: str | None, max_wrong_per_hour: float | None,
+                     min_labelled: float | None, roi, as_json: bool) -> None:
+    """Choose the camera's --smooth and --min-score on a recorded, labelled stream, for a target."""
+    if max_wrong_per_hour is not None and min_labelled is not None:
+        raise click.UsageError("give one target: --max-wrong-per-hour or --min-labelled")
+    from edge_runtime.tools.calibrate_stream import calibrate_stream as run_calibration
+
+    _emit(run_calibration(video, labels, model, max_wrong_per_hour, min_labelled, roi), as_json)
+
+
 @cli.command()
 @click.argument("models", nargs=-1, type=click.Path(dir_okay=False))
 @data_dir_option
@@ -658,6 +680,9 @@ def tune(as_json: bool, **options) -> None:
 
 
 def main() -> None:
+    from edge_runtime.core.image_size import opencv_limit
+
+    opencv_limit()  # before any command loads OpenCV: its own bound, for the formats whose header is not read
     cli(prog_name="fmnist-edge")
 
 
