@@ -207,3 +207,25 @@ def test_the_label_page_takes_a_class_of_the_users(folder, tmp_path, browser):
     given = photos.read_rows(target)
     assert [(r["photo_class"], r["fashion_mnist_classes"]) for r in given[:3]] == [("ring", ""), ("ring", ""),
                                                                                     ("Dress", "3")]
+
+
+def test_a_new_class_whose_frames_would_all_be_set_aside_is_still_learnt(folder, tmp_path):
+    """Four frames of a new class whose paths all hash to the set-aside part: they are fit on, not set aside
+    (a class with nothing to fit on once gave NaN weights and a refused model)."""
+    import hashlib
+    import shutil
+
+    root = tmp_path / "aside"
+    shutil.copytree(folder, root)
+    rows = [r for r in photos.read_rows(root) if r["photo_class"] != "ring"]
+    names = (n for n in (f"frames/x{i:04d}.jpg" for i in range(400))
+             if hashlib.sha256(f"0/{Path(n).stem}".encode()).digest()[0] % 2 == 1)  # held-out by the split's hash
+    photos_needed = 4
+    for i, name in zip(range(photos_needed), names, strict=False):
+        frame, _ = render_frame(ring(100 + i), item_side=200, seed=100 + i)
+        cv2.imwrite(str(root / name), frame)
+        rows.append({"path": name, "photo_class": "ring", "fashion_mnist_classes": "", "source": "0"})
+    photos.write_rows(root, rows)
+    assert sum(p.photo_class == "ring" and p.split == "held-out" for p in photos.load_photos(root)) == photos_needed
+    report = run_cli_json("adapt", str(root), "--new-class", "ring", "--out", str(tmp_path / "aside.onnx"))
+    assert report["class_names"][-1] == "ring" and report["fmnist_test"]["after"] > 0.8

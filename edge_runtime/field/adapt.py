@@ -264,6 +264,10 @@ def _checked(base: Base, chosen, frames: Frames, mirrored: Frames, replay: Frame
     """Fit on the frames not set aside, score on those set aside and on the test set against the starting
     model; refuse (one line, nothing written) a result that scores worse."""
     aside = np.array([p.split == "held-out" for p in chosen])
+    for k in range(NUM_CLASSES, width):  # a new class with no frame left to fit: none of its frames is set aside
+        of_class = frames.accepted[:, k] > 0
+        if not (of_class & ~aside).any():
+            aside &= ~of_class
     fit = _join(frames[~aside], mirrored[~aside])
     if not len(fit):
         fit, aside = _join(frames, mirrored), np.zeros(len(chosen), bool)
