@@ -34,15 +34,16 @@ def test_scores_follow_the_smoother_exactly():
     raw = score_setting(answers, CLASS_NAMES, smooth=1, min_score=0.5)
     assert raw["wrong_changes"] == 1 and raw["wrong_changes_per_hour"] == 2.0  # 3 -> 5 once
     assert raw["labelled"] == 1.0 and raw["right"] == 0.75 and raw["unsure_where_none"] == 1.0
+    assert raw["labelled_right"] == 0.75
     smooth = score_setting(answers, CLASS_NAMES, smooth=5, min_score=0.5)
     assert smooth["wrong_changes"] == 0 and smooth["right"] == 1.0  # the average rides out the one 5
 
 
 def test_choose_meets_the_target():
-    table = [{"smooth": 1, "min_score": 0.5, "wrong_changes_per_hour": 100.0, "labelled": 0.9},
-             {"smooth": 5, "min_score": 0.6, "wrong_changes_per_hour": 10.0, "labelled": 0.8},
-             {"smooth": 8, "min_score": 0.6, "wrong_changes_per_hour": 10.0, "labelled": 0.8},
-             {"smooth": 20, "min_score": 0.9, "wrong_changes_per_hour": 0.0, "labelled": 0.1}]
+    table = [{"smooth": 1, "min_score": 0.5, "wrong_changes_per_hour": 100.0, "labelled_right": 0.9},
+             {"smooth": 5, "min_score": 0.6, "wrong_changes_per_hour": 10.0, "labelled_right": 0.8},
+             {"smooth": 8, "min_score": 0.6, "wrong_changes_per_hour": 10.0, "labelled_right": 0.8},
+             {"smooth": 20, "min_score": 0.9, "wrong_changes_per_hour": 0.0, "labelled_right": 0.1}]
     assert choose(table, 50, None)["smooth"] == 5  # most labelled within the budget; the quicker of a tie
     assert choose(table, None, 0.85)["smooth"] == 1
     assert choose(table, None, 0.95) == {}
@@ -55,12 +56,12 @@ def test_calibrate_a_recorded_stream(labelled_video):
     chosen = report["chosen"]
     assert chosen and chosen["wrong_changes_per_hour"] <= 60
     within = [r for r in report["table"] if r["wrong_changes_per_hour"] <= 60]
-    assert chosen["labelled"] == max(r["labelled"] for r in within)
+    assert chosen["labelled_right"] == max(r["labelled_right"] for r in within)
     for smooth in SMOOTH:  # a higher floor never labels more frames
         shares = [r["labelled"] for r in report["table"] if r["smooth"] == smooth]
         assert shares == sorted(shares, reverse=True)
     text = run_cli("calibrate-stream", str(video), "--labels", str(labels), "--min-labelled", "0.5").stdout
-    assert "chosen for at least 50% of item frames labelled: --smooth" in text
+    assert "chosen for at least 50% of item frames labelled right: --smooth" in text
 
 
 def test_bad_labels_and_targets(labelled_video, tmp_path):

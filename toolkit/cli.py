@@ -483,10 +483,10 @@ def camera(as_json: bool, unit: bool, **options) -> None:
               help="One line per frame: a class id, a class name, or - where no class should be shown.")
 @model_option
 @click.option("--max-wrong-per-hour", type=_Finite(min=0), default=None,
-              help="Target: at most this many label changes to a wrong class per hour (most frames labelled "
+              help="Target: at most this many label changes to a wrong class per hour (most frames labelled right "
                    "within it).  [default: 60]")
 @click.option("--min-labelled", type=_Finite(0, 1), default=None,
-              help="Target instead: at least this share of item frames labelled (fewest wrong changes).")
+              help="Target instead: at least this share of item frames labelled right (fewest wrong changes).")
 @click.option("--roi", callback=_roi, default=None, help="x,y,w,h: only look for the item there.")
 @json_option
 def calibrate_stream(video: str, labels: str, model: str | None, max_wrong_per_hour: float | None,
