@@ -14,7 +14,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -84,17 +83,25 @@ def limit_memory():
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
 
+MEASURER = """import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(child.pid, 0)
+print("peak_rss_kb", usage.ru_maxrss, file=sys.stderr)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+"""Runs its arguments and says their peak resident memory: measured from this small process, so the peak is
+not the pytest process's (a child forked from it inherits its high-water mark until it execs)."""
+
+
 def run_measured(argv: list[str], env: dict | None = None) -> tuple[subprocess.CompletedProcess, int]:
     """Run `argv` under the address-space limit: (the finished process, its peak resident memory in MB)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, env={**os.environ, **(env or {})},
-                                preexec_fn=limit_memory, cwd=ROOT)  # noqa: PLW1509 (as test_fuzz does)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        done = subprocess.CompletedProcess(argv, proc.returncode, out.read().decode(), err.read().decode())
-    return done, usage.ru_maxrss >> 10
+    proc = subprocess.run([sys.executable, "-c", MEASURER, *argv], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, preexec_fn=limit_memory, cwd=ROOT,
+                          timeout=900, check=False)
+    lines = proc.stderr.rstrip("\n").splitlines()
+    peak_kb = int(lines[-1].split()[1])
+    done = subprocess.CompletedProcess(argv, proc.returncode, proc.stdout, "\n".join(lines[:-1]) + "\n")
+    return done, peak_kb >> 10
 
 
 def cli(*args: str) -> list[str]:
