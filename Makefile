@@ -8,7 +8,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/fmnist-edge
 RUN ?= runs/demo
-PHOTOS ?= ../shared/real-photos
+# The dev photo folders (each in the labels.csv layout); every command takes them as repeated --photos.
+PHOTOS ?= ../shared/real-photos ../shared/real-photos-more
+PHOTO_FLAGS = $(addprefix --photos ,$(PHOTOS))
 BUNDLE ?= runs/bundle
 ZOO ?= runs/zoo
 ZOO_ARCHS ?= seed-a seed-b seed-c seed-d edge
@@ -85,17 +87,18 @@ wheel: venv
 # The int8 models inside edge_runtime/core/models and the Keras file they come from (where
 # `train --init bundled` starts): the bundled recipe, through the export gate (about 45 min on one core).
 bundled-model: setup
-	$(CLI) train --recipe $(BUNDLE_RECIPE) --photos $(PHOTOS) --out $(BUNDLE)
+	$(CLI) train --recipe $(BUNDLE_RECIPE) $(PHOTO_FLAGS) --out $(BUNDLE)
 	$(CLI) export $(BUNDLE)/model.keras --int8 --micro --out $(BUNDLE)/export
 	cp $(BUNDLE)/export/model_int8.tflite edge_runtime/core/models/default_int8.tflite
 	cp $(BUNDLE)/export/model_int8.onnx edge_runtime/core/models/default_int8.onnx
 	cp $(BUNDLE)/model.keras toolkit/bundled/model.keras
+	$(PY) -m edge_runtime.field.replay edge_runtime/core/models/default_int8.onnx $(PHOTO_FLAGS)
 	$(CLI) evaluate edge_runtime/core/models/default_int8.tflite edge_runtime/core/models/default_int8.onnx
 
 # Every zoo architecture trained with its own recipe on the real photos too, and exported in every
 # precision.
 $(ZOO)/%/model.keras: | setup
-	$(CLI) train --arch $* --photos $(PHOTOS) --out $(ZOO)/$*
+	$(CLI) train --arch $* $(PHOTO_FLAGS) --out $(ZOO)/$*
 
 zoo: setup $(ZOO_MODELS)
 	for arch in $(ZOO_ARCHS); do \
@@ -104,7 +107,7 @@ zoo: setup $(ZOO_MODELS)
 
 # docs/zoo-benchmarks.md and its plots (docs/figures) from the zoo (`make zoo` first).
 benchmarks: setup
-	$(PY) benchmarks/run_matrix.py $(ZOO) --threads 1,2 --photos $(PHOTOS)
+	$(PY) benchmarks/run_matrix.py $(ZOO) --threads 1,2 $(PHOTO_FLAGS)
 
 clean:
 	rm -rf $(VENV) runs build dist *.egg-info

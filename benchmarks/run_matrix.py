@@ -9,7 +9,7 @@ file at every thread count, scores the int8 and fp32 TFLite files on the held-ou
 - benchmarks/results/<host>.json: the raw bench report, for benchmarks/merge.py;
 - docs/figures/accuracy_latency.png and docs/figures/accuracy_size.png, the accuracy/latency front marked.
 
-    python benchmarks/run_matrix.py runs/zoo [--threads 1,2] [--photos ../shared/real-photos]
+    python benchmarks/run_matrix.py runs/zoo [--threads 1,2] [--photos DIR ...]
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--runs", default="5000")
     parser.add_argument("--warmup", default="500")
-    parser.add_argument("--photos", type=Path, default=None)
+    parser.add_argument("--photos", type=Path, action="append", default=[])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "zoo-benchmarks.md")
     args = parser.parse_args()
 
@@ -102,7 +102,8 @@ def main() -> int:
     if args.photos:
         int8 = [str(a["dir"] / "export" / "model_int8.tflite") for a in archs]
         fp32 = [str(a["dir"] / "export" / "model_fp32.tflite") for a in archs]
-        for entry in run_json("evaluate", *int8, *fp32, "--limit", "10", "--photos", str(args.photos))["models"]:
+        folders = [a for folder in args.photos for a in ("--photos", str(folder))]
+        for entry in run_json("evaluate", *int8, *fp32, "--limit", "10", *folders)["models"]:
             photo_scores[entry["path"]] = entry["photos"]["accuracy"]
 
     accuracy = {row["path"]: row for a in archs for row in a["export"]["models"]}

@@ -43,8 +43,8 @@ def test_a_recipe_changes_only_what_it_names():
 def test_the_bundled_recipe_is_what_make_bundled_model_trains():
     bundled = TrainConfig.from_recipe("bundled")
     assert (bundled.arch, bundled.val_split, bundled.photo_split, bundled.photo_variants) == ("edge", 0.0, "all", 16)
-    assert bundled.teachers == ("bundled-teacher",) and bundled.photo_augment_params == {"max_scale": 1.0,
-                                                                                          "shift": 0.08}
+    assert bundled.teachers == () and bundled.photo_augment_params == {"max_scale": 1.0, "shift": 0.08}
+    assert PhotoAugmentConfig(**bundled.photo_augment_params).own_masks  # street crops keep their own masks
 
 
 @pytest.mark.skipif(not (ROOT / "Makefile").is_file(), reason="reads the Makefile beside the source tree")
@@ -97,7 +97,7 @@ def test_recipes_command_lists_and_resolves(tmp_path):
     listing = invoke("recipes", "--json")
     assert listing.exit_code == 0 and set(json.loads(listing.output)) == set(recipe_names())
     shown = invoke("recipes", "bundled")
-    assert shown.exit_code == 0 and 'teachers = ["bundled-teacher"]' in shown.output
+    assert shown.exit_code == 0 and 'photo_variants = 16' in shown.output
     saved = tmp_path / "bundled.toml"  # what it prints is a recipe file that trains the same
     saved.write_text(shown.output)
     again, bundled = resolve(str(saved), {}, {}), TrainConfig.from_recipe("bundled")
