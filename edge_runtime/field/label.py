@@ -43,6 +43,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from edge_runtime.core.contract import CLASS_NAMES
 from edge_runtime.core.errors import FmnistEdgeError, first_line
+from edge_runtime.core.modelfile import json_depth
 from edge_runtime.data import photos
 from edge_runtime.web.http import PageHandler, QuietHTTPServer
 
@@ -100,7 +101,7 @@ def parse_json_body(body: bytes) -> dict:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError("the body is not UTF-8 JSON") from None
-    if json_depth(text) > MAX_JSON_DEPTH:
+    if json_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise ValueError("the body nests too deep; send one flat JSON object")
     try:
         value = json.loads(text or "{}", parse_constant=_no_constant, parse_float=_finite_float,
@@ -112,28 +113,6 @@ def parse_json_body(body: bytes) -> dict:
     if not isinstance(value, dict):
         raise ValueError("send one JSON object")
     return value
-
-
-def json_depth(text: str) -> int:
-    """How deep brackets nest in JSON text, outside its strings (counted before parsing: no recursion)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 def _no_constant(name: str) -> float:
