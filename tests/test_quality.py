@@ -105,6 +105,18 @@ def notify_socket(tmp_path, monkeypatch):
     sock.close()
 
 
+def dashboard_metrics() -> set[str]:
+    """The series docs/grafana/fmnist-edge-dashboard.json queries (those of --mqtt aside)."""
+    import re
+    from pathlib import Path
+
+    dashboard = Path(__file__).resolve().parents[1] / "docs" / "grafana" / "fmnist-edge-dashboard.json"
+    if not dashboard.is_file():
+        pytest.skip("the docs are not beside these tests")
+    exprs = [t["expr"] for p in json.loads(dashboard.read_text())["panels"] for t in p["targets"]]
+    return {n for e in exprs for n in re.findall(r"fmnist_edge_\w+", e) if not n.startswith("fmnist_edge_mqtt_")}
+
+
 def pings_since(heard, since: float) -> int:
     return sum(1 for t, m in heard if t >= since and m == "WATCHDOG=1")
 
@@ -149,6 +161,8 @@ def test_a_stall_turns_healthz_to_503_and_stops_the_watchdog(stall, notify_socke
         runner.join(timeout=120)
     assert "fmnist_edge_unsure_frames_total" in metrics and "fmnist_edge_score_bucket" in metrics
     assert 'fmnist_edge_label_frames_total{label="' in metrics and "fmnist_edge_drift" in metrics
+    for name in dashboard_metrics():  # the docs' Grafana dashboard asks only for series the camera serves
+        assert f"\n{name}" in metrics or f"\n{name}{{" in metrics, name
     summary = results[0]
     assert summary.frames == 400 and sum(summary.quality["label_frames"].values()) == 400
     wait_until(lambda: any(m == "STOPPING=1" for _, m in notify_socket), timeout=5)
