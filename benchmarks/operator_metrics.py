@@ -116,7 +116,7 @@ def draw(samples, out: Path, seconds: int) -> None:
     axes[3].set_xlabel("seconds")
     paced = t[-1] / 3 if len(t) else seconds
     for ax in axes:
-        for k, name in enumerate(PHASES):
+        for k in range(len(PHASES)):
             ax.axvline(k * paced, color="lightgrey")
         ax.grid(alpha=0.3)
     for k, name in enumerate(PHASES):
