@@ -68,10 +68,14 @@ test: setup
 # Every test that needs no TensorFlow, inside Debian arm64 roots (Raspberry Pi OS's base) under qemu,
 # against the wheel `make wheel` makes, installed there from aarch64 wheels. The roots, their venvs and
 # the wheels are cached in /var/cache/fmnist-edge (about 1.5 GB; a cold start takes 6 to 15 minutes).
+# The tests marked `heavy` (full adapts, the fuzz test: minutes each under emulation) run in the
+# ARM64_FULL root only; the other roots run everything else.
 ARM64_SUITES ?= bookworm trixie
+ARM64_FULL ?= bookworm
 test-arm64: wheel
 	for suite in $(ARM64_SUITES); do \
-	  tests/arm64/run-suite.sh $$suite dist/fmnist_edge-*-py3-none-any.whl || exit 1; \
+	  if [ "$$suite" = "$(ARM64_FULL)" ]; then set --; else set -- -m "not heavy"; fi; \
+	  tests/arm64/run-suite.sh $$suite dist/fmnist_edge-*-py3-none-any.whl "$$@" || exit 1; \
 	done
 
 lint: venv

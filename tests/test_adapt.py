@@ -25,6 +25,8 @@ from edge_runtime.core.contract import CLASS_NAMES
 from edge_runtime.data import photos
 from toolkit.synthetic import render_frame, write_video
 
+pytestmark = pytest.mark.heavy  # full adapts: minutes under emulation (Makefile, ARM64_FULL)
+
 RING_FRAMES = 16
 
 

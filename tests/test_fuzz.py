@@ -37,6 +37,8 @@ from edge_runtime.core.modelfile import (
 )
 from toolkit.synthetic import render_frame, write_video
 
+pytestmark = pytest.mark.heavy  # hundreds of hostile files: minutes under emulation (Makefile, ARM64_FULL)
+
 SEED = 20261122
 ADDRESS_SPACE = 3 << 30
 PEAK_RSS_MB = 1024
