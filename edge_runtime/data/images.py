@@ -32,16 +32,22 @@ class ImageTooLarge(FmnistEdgeError):
 def read_image(path: str | Path) -> np.ndarray | None:
     """Any image file OpenCV reads, as 8-bit pixels (grey, BGR or BGRA as on disk); None if unreadable
     (and a warning when it is over the size limit)."""
+    return read_image_or_why(path)[0]
+
+
+def read_image_or_why(path: str | Path) -> tuple[np.ndarray | None, str]:
+    """(the image as read_image reads it, "") or (None, why not: no such file, over the pixel limit as its
+    header says, or not an image OpenCV can read)."""
     try:
         image = decode_file(path, cv2.IMREAD_UNCHANGED, "image")
     except ImageTooLarge as exc:
         log.warning("%s", exc)
-        return None
+        return None, str(exc).removeprefix(f"{path}: ")
     except FmnistEdgeError:
-        return None
+        return None, READ_ERRORS[Path(path).exists()]
     if image.dtype != np.uint8:  # 16-bit PNGs and the like
         image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
-    return image
+    return image, ""
 
 
 def read_photo(path: str | Path) -> np.ndarray:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge_runtime.camera.preprocess import preprocess_frame
 from edge_runtime.core.classifier import load_model
 from edge_runtime.core.errors import FmnistEdgeError
-from edge_runtime.data.images import READ_ERRORS, ImageTooLarge, decode_file, read_image
+from edge_runtime.data.images import READ_ERRORS, read_image_or_why
 
 
 @dataclass
@@ -43,29 +41,15 @@ def predict(paths: Sequence[str], model_path: str | None = None,
     return PredictReport(predict_files(paths, model_path, roi))
 
 
-def _unread_reason(path: str) -> str:
-    """Why read_image gave nothing: no file, an image over the pixel limit (said by its header), or not an
-    image OpenCV reads."""
-    if Path(path).exists():
-        try:
-            decode_file(path, cv2.IMREAD_UNCHANGED)
-        except ImageTooLarge as exc:
-            return str(exc).removeprefix(f"{path}: ")
-        except FmnistEdgeError:
-            pass
-    return READ_ERRORS[Path(path).exists()]
-
-
 def predict_files(paths: Sequence[str], model_path: str | None = None,
                   roi: tuple[int, int, int, int] | None = None) -> list[dict]:
     """One dict per path, in order: the prediction, or {"image", "error"} for an unreadable file."""
     results: list[dict] = []
     prepared, where = [], []
     for i, path in enumerate(paths):
-        image = read_image(path)
+        image, why = read_image_or_why(path)
         if image is None:
-            reason = _unread_reason(path)
-            results.append({"image": path, "error": reason})
+            results.append({"image": path, "error": why})
             continue
         try:
             prepared.append(preprocess_frame(image, roi).image)
