@@ -44,3 +44,5 @@ class ExportedModel:
     """Every gate check this file failed, each naming the measured value and the limit."""
     arena_bytes: int | None = None
     """For the micro row: the tensor arena the TFLM example allocates (measured, plus its margin)."""
+    photo_top1_agreement: float | None = None
+    """With --calib-photos: top-1 agreement with Keras on that folder's frames (reported, not gated)."""

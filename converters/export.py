@@ -22,11 +22,13 @@ import numpy as np
 
 from converters import metadata as meta
 from converters import onnx as onnx_conv
-from converters import references
+from converters import onnx_debug, quant_report, references
 from converters import tflite as tflite_conv
 from converters.base import ExportedModel, ExportError, Target
+from converters.tf import quiet_conversion
 from converters.validate import GateError, GateLimits, Reference, check
 from edge_runtime.core.backends import open_backend, predict_file
+from edge_runtime.core.errors import first_line
 from edge_runtime.core.files import temp_beside, write_json_atomic
 from edge_runtime.core.metadata import ModelMetadata, onnx_metadata_props, tflite_with_metadata
 from edge_runtime.core.modelfile import ONNX_CHECKSUM_KEY, ONNX_REFERENCES_KEY, PLACEHOLDER, seal
@@ -88,35 +90,92 @@ class ExportReport:
     calibration_samples: int
     test_images: int
     models: list[ExportedModel]
+    photo_frames: int | None = None
+    """With --calib-photos: the folder's frames, which calibrate int8 and give each row's photo agreement."""
+    quantization_report: str | None = None
+    """DIR/quantization_report.json, where int8 files were measured layer by layer."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def format_text(self) -> str:
+        photos = self.photo_frames is not None
         rows = [[Path(r.path).name, f"{r.size_bytes / 1e6:.2f}MB", f"{r.accuracy:.4f}", f"{r.top1_agreement:.4f}",
+                 *([f"{r.photo_top1_agreement:.4f}" if r.photo_top1_agreement is not None else "-"] if photos else []),
                  f"{r.max_abs_diff:.2e}", "pass" if r.passed else "FAIL: " + "; ".join(r.failures)]
                 for r in self.models]
-        return text_table(["file", "size", "accuracy", "agreement", "max diff", "gate"], rows, "lrrrrl")
+        headers = ["file", "size", "accuracy", "agreement", *([f"photos ({self.photo_frames})"] if photos else []),
+                   "max diff", "gate"]
+        return text_table(headers, rows, "lrrr" + ("r" if photos else "") + "rl")
 
 
 class _Converter:
-    """Builds each target's bytes, converting the ONNX fp32 graph once for all ONNX precisions."""
+    """Builds each target's bytes, converting the ONNX fp32 graph once for all ONNX precisions; for int8,
+    also measures where it loses (converters.quant_report), keeping the `keep_float` layers in float."""
 
-    def __init__(self, model, calibration: np.ndarray):
+    def __init__(self, model, calibration: np.ndarray, debug_images: np.ndarray, keep_float: tuple[str, ...] = ()):
         self.model = model
         self.calibration = calibration
+        self.debug_images = debug_images
+        self.keep_float = keep_float
+        self.layer_names = [layer.name for layer in model.layers]
+        self.layers: dict[Target, quant_report.LayerReport] = {}
+        """Each int8 target's per-layer report (missing where measuring failed)."""
         self._onnx_fp32 = None
 
     def __call__(self, target: Target) -> Callable[..., bytes]:
         """A renderer: (metadata, references) -> the file's bytes; (None, None) gives the bare model."""
         if target.format == "tflite":
-            flat = tflite_conv.convert(self.model, target.precision, self.calibration)
+            flat = self._tflite_int8() if target.precision == "int8" else None
+            flat = flat or tflite_conv.convert(self.model, target.precision, self.calibration)
             return lambda m, refs: flat if m is None else tflite_with_metadata(flat, m, refs.to_bytes())
         if self._onnx_fp32 is None:
             self._onnx_fp32 = onnx_conv.to_onnx(self.model)
-        proto = self._onnx_fp32 if target.precision == "fp32" else \
-            onnx_conv.quantize(self._onnx_fp32, target.precision, self.calibration)
+        if target.precision == "int8":
+            proto = self._onnx_int8()
+        else:
+            proto = self._onnx_fp32 if target.precision == "fp32" else \
+                onnx_conv.quantize(self._onnx_fp32, target.precision, self.calibration)
         return lambda m, refs: onnx_bytes(proto, m, refs)
+
+    def _measured(self, target: Target, rows: list[dict]) -> None:
+        self.layers[target] = quant_report.LayerReport("", target.format, rows, list(self.keep_float),
+                                                       len(self.debug_images))
+
+    def _tflite_int8(self) -> bytes | None:
+        """With --keep-float, the debugger's selectively quantized flatbuffer; else None (`convert` makes it)."""
+        target = Target("tflite", "int8")
+        try:
+            flat, rows = tflite_conv.debug_int8(self.model, self.calibration, self.debug_images, self.keep_float)
+        except ExportError:
+            raise
+        except Exception as exc:  # the experimental debugger fails in its own ways
+            if self.keep_float:
+                raise ExportError(f"--keep-float: TensorFlow's QuantizationDebugger failed ({first_line(exc)}); "
+                                  "export without --keep-float") from None
+            log.warning("quantization report: TensorFlow's QuantizationDebugger failed (%s); %s is exported "
+                        "without its per-layer report", first_line(exc), target.filename)
+            return None
+        self._measured(target, rows)
+        return flat
+
+    def _onnx_int8(self):
+        """The QDQ int8 graph (the --keep-float layers' nodes excluded) and its per-layer report."""
+        pre = onnx_conv.preprocess(self._onnx_fp32)
+        exclude = ()
+        if self.keep_float:
+            layer_of = quant_report.keras_layers([n.name for n in pre.graph.node], self.layer_names)
+            exclude = tuple(quant_report.nodes_of(self.keep_float, layer_of, "ONNX"))
+        proto = onnx_conv.quantize(self._onnx_fp32, "int8", self.calibration, exclude)
+        try:
+            with quiet_conversion():
+                rows = onnx_debug.layer_rows(pre, proto, self.debug_images, onnx_conv.INPUT_NAME, self.layer_names)
+        except Exception as exc:  # a failed measurement must not cost the file
+            log.warning("quantization report: measuring the ONNX int8 layers failed (%s); model_int8.onnx is "
+                        "exported without its per-layer report", first_line(exc))
+            return proto
+        self._measured(Target("onnx", "int8"), rows)
+        return proto
 
 
 def onnx_bytes(proto, metadata: ModelMetadata | None, refs: References | None) -> bytes:
@@ -137,7 +196,10 @@ def onnx_bytes(proto, metadata: ModelMetadata | None, refs: References | None) -
 
 
 def _install(target: Target, out: Path, render: Callable, ref: Reference, arch: str, source_sha: str,
-             n_calib: int, limits: GateLimits) -> ExportedModel:
+             n_calib: int, limits: GateLimits, extra: dict | None = None, photos: Reference | None = None
+             ) -> ExportedModel:
+    """Gate one file and put it in place; `extra` goes into its metadata, `photos` (frames and Keras's answers
+    on them) gives its photo agreement."""
     final = out / target.filename
     rejected = final.with_name(f"model_{target.precision}.rejected.{target.format}")
     tmp = temp_beside(final)
@@ -145,9 +207,12 @@ def _install(target: Target, out: Path, render: Callable, ref: Reference, arch: 
         tmp.write_bytes(render(None, None))
         probs = predict_file(tmp, ref.images)
         row = check(final, target, probs, ref, limits)
+        if photos is not None:
+            row.photo_top1_agreement = float((predict_file(tmp, photos.images).argmax(1)
+                                              == photos.probs.argmax(1)).mean())
         with open_backend(tmp) as backend:
             info = meta.build(target.format, target.precision, arch, source_sha, backend.input, n_calib,
-                              row.accuracy)
+                              row.accuracy, extra)
             refs = references.build(ref.images, ref.labels, probs, backend, limits.rule(target.precision))
         tmp.write_bytes(render(info, refs))
         if not np.array_equal(predict_file(tmp, ref.images), probs):  # also checks the checksum
@@ -204,23 +269,37 @@ def _made_from(target: Target, rows: list[ExportedModel], out: Path, ref: Refere
 
 
 def export(model, keras_path: str | Path, out: str | Path, targets: list[Target], calibration: np.ndarray,
-           test_images: np.ndarray, test_labels: np.ndarray, limits: GateLimits | None = None) -> ExportReport:
+           test_images: np.ndarray, test_labels: np.ndarray, limits: GateLimits | None = None,
+           keep_float: tuple[str, ...] = (), photos: np.ndarray | None = None) -> ExportReport:
     """Export, gate and install every target of a loaded Keras `model` (read from `keras_path`, whose
-    SHA-256 the files carry); raise GateError listing every failure after trying all."""
+    SHA-256 the files carry); raise GateError listing every failure after trying all. int8 files also get
+    their per-layer report (DIR/quantization_report.json), with the `keep_float` layers left in float;
+    `photos` (uint8 frames) give each file's top-1 agreement with Keras on them."""
     keras_path, out, limits = Path(keras_path), Path(out), limits or GateLimits()
+    quant_report.check_keep_float(keep_float, [layer.name for layer in model.layers
+                                               if type(layer).__name__ != "InputLayer"], model.name)
     source_sha = meta.sha256_file(keras_path)
     ref = Reference(test_images, test_labels, model.predict(test_images.astype(np.float32), batch_size=1000, verbose=0))
-    convert = _Converter(model, calibration)
+    on_photos = None if photos is None else \
+        Reference(photos, np.zeros(len(photos), np.int64), model.predict(photos.astype(np.float32), verbose=0))
+    convert = _Converter(model, calibration, test_images[:quant_report.DEBUG_IMAGES], keep_float)
     rows: list[ExportedModel] = []
     for target in targets:
         log.info("exporting %s %s", target.format, target.precision)
         if FORMATS[target.format].made_from is not None:
             rows.append(_made_from(target, rows, out, ref, limits))
-        else:
-            rows.append(_install(target, out, convert(target), ref, model.name, source_sha, len(calibration),
-                                 limits))
+            continue
+        render = convert(target)
+        layers = convert.layers.get(target)
+        rows.append(_install(target, out, render, ref, model.name, source_sha, len(calibration), limits,
+                             {"quantization": layers.summary()} if layers else None, on_photos))
+        if layers:
+            layers.path = rows[-1].path
     report = ExportReport(str(keras_path), source_sha, model.name, ref.accuracy, len(calibration),
-                          len(test_images), rows)
+                          len(test_images), rows, photo_frames=None if photos is None else len(photos))
+    if convert.layers:
+        report.quantization_report = str(quant_report.write(out, list(convert.layers.values()),
+                                                            len(convert.debug_images)))
     write_json_atomic(out / "export_report.json", report.to_dict())
     if not all(r.passed for r in rows):
         raise GateError(report)

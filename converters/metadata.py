@@ -20,7 +20,7 @@ def sha256_file(path: str | Path) -> str:
 
 
 def build(fmt: str, precision: str, arch: str, source_sha256: str, input_spec: TensorSpec,
-          calibration_samples: int | None, test_accuracy: float) -> ModelMetadata:
+          calibration_samples: int | None, test_accuracy: float, extra: dict | None = None) -> ModelMetadata:
     """The metadata of one exported file, from facts measured during the export."""
     return ModelMetadata(
         class_names=list(CLASS_NAMES),
@@ -40,4 +40,5 @@ def build(fmt: str, precision: str, arch: str, source_sha256: str, input_spec: T
         calibration_samples=calibration_samples if precision == "int8" else None,
         test_accuracy=round(test_accuracy, 6),
         arch=arch,
+        extra=dict(extra or {}),
     )

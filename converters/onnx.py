@@ -46,8 +46,9 @@ class _Calibration:
         return None if image is None else {self._name: image[np.newaxis]}
 
 
-def quantize(proto, precision: str, calibration: np.ndarray | None = None):
-    """A quantized copy of the fp32 ModelProto: static QDQ int8 or dynamic int8 weights."""
+def quantize(proto, precision: str, calibration: np.ndarray | None = None, exclude: tuple[str, ...] = ()):
+    """A quantized copy of the fp32 ModelProto: static QDQ int8 or dynamic int8 weights; the nodes named in
+    `exclude` (names of the pre-processed graph, `preprocess`) stay in float."""
     import onnx
     from onnxruntime import quantization as q
 
@@ -57,13 +58,27 @@ def quantize(proto, precision: str, calibration: np.ndarray | None = None):
         src, pre, dst = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "q.onnx")
         onnx.save(proto, src)
         with quiet_conversion():
-            _quantize_file(q, precision, calibration, pre, src, dst)
+            _quantize_file(q, precision, calibration, pre, src, dst, list(exclude))
         out = onnx.load(str(dst))
     onnx.checker.check_model(out, full_check=True)
     return out
 
 
-def _quantize_file(q, precision: str, calibration: np.ndarray | None, pre: Path, src: Path, dst: Path) -> None:
+def preprocess(proto):
+    """The fp32 graph as quantization sees it (ONNX Runtime's pre-processing): the node names
+    `quantize(exclude=...)` takes, and the float twin of each quantized node."""
+    import onnx
+    from onnxruntime import quantization as q
+
+    with tempfile.TemporaryDirectory(prefix="fmnist-edge-onnx-") as tmp:
+        onnx.save(proto, Path(tmp, "fp32.onnx"))
+        with quiet_conversion():
+            q.quant_pre_process(str(Path(tmp, "fp32.onnx")), str(Path(tmp, "pre.onnx")), skip_symbolic_shape=True)
+        return onnx.load(str(Path(tmp, "pre.onnx")))
+
+
+def _quantize_file(q, precision: str, calibration: np.ndarray | None, pre: Path, src: Path, dst: Path,
+                   exclude: list[str]) -> None:
     """ONNX Runtime's quantization tools, file to file."""
     # Symbolic shape inference needs sympy; the graph's shapes are static apart from the batch.
     q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
@@ -71,7 +86,7 @@ def _quantize_file(q, precision: str, calibration: np.ndarray | None, pre: Path,
         q.quantize_static(str(pre), str(dst), _Calibration(calibration, INPUT_NAME),
                           quant_format=q.QuantFormat.QDQ, per_channel=True,
                           activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
-                          calibrate_method=q.CalibrationMethod.MinMax)
+                          calibrate_method=q.CalibrationMethod.MinMax, nodes_to_exclude=exclude)
     elif precision == "dynamic":
         q.quantize_dynamic(str(pre), str(dst), weight_type=q.QuantType.QInt8, per_channel=True)
     else:

@@ -350,36 +350,61 @@ def recipes(name: str | None, as_json: bool) -> None:
               help="With --int8: also C++ source for TensorFlow Lite Micro in DIR/micro (needs fmnist-edge[micro]).")
 @click.option("--calib-samples", type=click.IntRange(min=1), default=500, show_default=True,
               help="Training images, across all ten classes, that calibrate int8.")
+@click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER",
+              help="With --int8: keep this Keras layer in float (as quantization_report.json names it); repeatable.")
+@click.option("--calib-photos", type=click.Path(file_okay=False), default=None,
+              help="With --int8: also calibrate on this photo folder's frames (camera --collect's, or images), "
+                   "and report each file's top-1 agreement with Keras on them.")
 @data_dir_option
 @json_option
 def export(model: str, out: str | None, fmt: str, int8: bool, fp16: bool, dynamic: bool, micro: bool,
-           calib_samples: int, data_dir: str | None, as_json: bool) -> None:
-    """Export MODEL.keras to TFLite and ONNX; every file is checked against Keras (exit 1 if any fails)."""
-    from converters.export import calibration_set, plan
+           calib_samples: int, keep_float: tuple[str, ...], calib_photos: str | None, data_dir: str | None,
+           as_json: bool) -> None:
+    """Export MODEL.keras to TFLite and ONNX; every file is checked against Keras (exit 1 if any fails).
+    With --int8, also DIR/quantization_report.json and .md: where int8 loses, layer by layer."""
+    from converters.export import plan
 
+    if (keep_float or calib_photos) and not int8:
+        raise click.UsageError(f"{'--keep-float' if keep_float else '--calib-photos'} is about int8: add --int8")
+    if keep_float and micro:
+        raise click.UsageError("--micro makes an all-int8 microcontroller file: drop --keep-float or --micro")
     try:
         targets = plan(fmt, int8=int8, fp16=fp16, dynamic=dynamic, micro=micro)
     except FmnistEdgeError as exc:
         raise click.UsageError(str(exc)) from None
+    _run_export(model, Path(out) if out else Path(model).parent / "export", targets, calib_samples, keep_float,
+                calib_photos, data_dir, as_json)
+
+
+def _run_export(model: str, out_dir: Path, targets: list, calib_samples: int, keep_float: tuple[str, ...],
+                calib_photos: str | None, data_dir: str | None, as_json: bool) -> None:
+    import numpy as np
+
+    from converters.export import calibration_set
     from converters.export import export as run_export
     from converters.validate import GateError
-    from edge_runtime.data import fashion_mnist
+    from edge_runtime.data import fashion_mnist, photos
     from toolkit.keras_io import load_keras_model
 
-    out_dir = Path(out) if out else Path(model).parent / "export"
+    frames = photos.folder_frames(calib_photos)[0] if calib_photos else None  # a bad folder: before the long work
     keras_model = load_keras_model(model)
     train_images, train_labels = fashion_mnist.load_split("train", data_dir)
     test_images, test_labels = fashion_mnist.load_split("test", data_dir)
     calibration = calibration_set(train_images, train_labels, calib_samples)
+    if frames is not None:  # at most as many frames as Fashion-MNIST images, spread over the folder
+        picked = np.linspace(0, len(frames) - 1, min(len(frames), calib_samples)).round().astype(int)
+        calibration = np.concatenate([calibration, frames[np.unique(picked)]])
     try:
         with contextlib.redirect_stdout(sys.stderr):  # stdout is for the report
             report, error = run_export(keras_model, model, out_dir, targets, calibration, test_images,
-                                       test_labels), None
+                                       test_labels, keep_float=keep_float, photos=frames), None
     except GateError as exc:
         report, error = exc.report, exc
     _emit(report, as_json)
     if not as_json:
         click.echo(f"report: {out_dir / 'export_report.json'}")
+        if report.quantization_report:
+            click.echo(f"where int8 loses, layer by layer: {report.quantization_report} (and .md)")
     if error is not None:
         raise error
 

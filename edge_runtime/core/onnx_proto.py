@@ -83,6 +83,8 @@ class OnnxModel:
     op_counts: Counter = field(default_factory=Counter)
     nodes: list[tuple[str, list[str], list[str]]] = field(default_factory=list)
     """(op_type, inputs, outputs) in graph order."""
+    names: list[str] = field(default_factory=list)
+    """Each node's name, in the order of `nodes`."""
     initializers: dict[str, np.ndarray] = field(default_factory=dict)
     opset: int = 0
     producer: str = ""
@@ -141,6 +143,7 @@ def parse_model(path: Path, data: bytes) -> OnnxModel:
             op_type = _text(node, 4)
             out.op_counts[op_type] += 1
             out.nodes.append((op_type, [v.decode() for v in node.get(1, [])], [v.decode() for v in node.get(2, [])]))
+            out.names.append(_text(node, 3))
         for raw in graph.get(5, []):
             name, value = _tensor(raw)
             if value is not None:

@@ -394,3 +394,34 @@ def prepare(photos: list[Photo]) -> np.ndarray:
     for i, photo in enumerate(photos):
         out[i] = preprocess_frame(read_photo(photo.path)).image
     return out
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+"""What a folder without labels.csv is read for: image files by these suffixes, directly in it."""
+
+
+def folder_frames(root: str | Path, limit: int | None = None) -> tuple[np.ndarray, int]:
+    """(uint8 [N,28,28,1] frames, images skipped as unreadable) of a photo folder, each image through the
+    camera's frame preprocessing: every row of its labels.csv, labelled or not (what `camera --collect`
+    keeps), or, without a table, the image files directly in it; at most `limit`, in order. A missing
+    folder, or one with no readable image, is one FmnistEdgeError line."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FmnistEdgeError(f"{root}: no such folder; give a photo folder (one that camera --collect made, or "
+                              "a folder of images)")
+    if (root / LABELS).exists():
+        folder = _Folder(root)
+        paths = [Path(folder.inside(row["path"], "path", f"{root / LABELS}: row {n} ({row['path']!r})"))
+                 for n, row in enumerate(read_rows(root), start=1)]
+    else:
+        paths = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    frames, skipped = [], 0
+    for path in paths[:limit] if limit else paths:
+        try:
+            frames.append(preprocess_frame(read_photo(path)).image)
+        except FmnistEdgeError:
+            skipped += 1
+    if not frames:
+        raise FmnistEdgeError(f"{root}: no readable image ({len(paths)} listed, {skipped} unreadable); give a "
+                              "photo folder with labels.csv, or a folder of .jpg or .png images")
+    return np.stack(frames).astype(np.uint8), skipped

@@ -11,6 +11,7 @@ import numpy as np
 from edge_runtime.core.backends import Backend, TensorSpec, open_backend
 from edge_runtime.core.modelfile import printable
 from edge_runtime.core.onnx_proto import OnnxModel, read_model
+from edge_runtime.tools import layers
 
 
 @dataclass
@@ -27,6 +28,9 @@ class ModelInfo:
     """None for a file exported without fmnist-edge's metadata."""
     micro: dict | None = None
     """For a full-integer int8 .tflite file: what a microcontroller needs, flash and the tensor arena."""
+    quantization: dict | None = None
+    """For an int8 file: "float_in_file", the layers it computes in float (read from the file), and
+    "measured", the layers that lose most to int8 as the exporter measured them (tools.layers)."""
 
     def format_text(self) -> str:
         return _format_text(self)
@@ -66,8 +70,7 @@ def _qdq_params(model: OnnxModel, start: str, op: str, forward: bool) -> dict | 
     return None
 
 
-def _onnx_details(backend: Backend, path: Path) -> tuple[list[dict], list[dict], Counter]:
-    model = read_model(path)
+def _onnx_details(backend: Backend, model: OnnxModel) -> tuple[list[dict], list[dict], Counter]:
     into = _qdq_params(model, backend.input.name, "QuantizeLinear", forward=True)
     out_of = _qdq_params(model, backend.output.name, "DequantizeLinear", forward=False)
     return [_tensor(backend.input, into)], [_tensor(backend.output, out_of)], model.op_counts
@@ -90,14 +93,16 @@ def describe(path: str | Path) -> ModelInfo:
     """Load the file with its edge backend and describe it; damaged files raise FmnistEdgeError."""
     path = Path(path)
     with open_backend(path) as backend:
-        if path.suffix.lower() == ".onnx":
-            inputs, outputs, ops = _onnx_details(backend, path)
+        onnx = read_model(path) if path.suffix.lower() == ".onnx" else None
+        if onnx is not None:
+            inputs, outputs, ops = _onnx_details(backend, onnx)
         else:
             inputs, outputs, ops = [_tensor(backend.input)], [_tensor(backend.output)], backend.op_counts()
         meta = backend.metadata
         micro = _micro(path) if path.suffix.lower() == ".tflite" and backend.input.dtype == "int8" else None
+        quant = layers.quantization(path, backend, onnx, meta.to_dict() if meta else None)
         return ModelInfo(path=str(path), format=path.suffix.lower().lstrip("."), size_bytes=path.stat().st_size,
-                         micro=micro,
+                         micro=micro, quantization=quant,
                          backend=backend.name, backend_version=backend.version, inputs=inputs, outputs=outputs,
                          op_counts=dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
                          metadata=meta.to_dict() if meta else None)
@@ -134,6 +139,7 @@ def _format_text(info: ModelInfo) -> str:
             f"  source Keras model SHA-256 {meta['source_sha256']}",
         ]
         lines += _adapted_lines(meta.get("extra", {}).get("adapted"))
+    lines += layers.format_lines(info.quantization)
     return "\n".join(lines)
 
 

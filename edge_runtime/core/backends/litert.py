@@ -123,10 +123,25 @@ class LiteRTBackend(Backend):
 
     def op_counts(self) -> Counter:
         """Operators of the file as written (before any delegate takes them over)."""
+        return Counter(op["op_name"] for op in self._plain()._get_ops_details())
+
+    def op_outputs(self) -> list[tuple[str, str, str]]:
+        """(operator, name of its first output tensor, that tensor's dtype) of each operator of the file as
+        written, in order: which operators compute in int8 and which in float."""
+        plain = self._plain()
+        tensors = {t["index"]: t for t in plain.get_tensor_details()}
+        found = []
+        for op in plain._get_ops_details():
+            tensor = tensors.get(int(op["outputs"][0])) if len(op["outputs"]) else None
+            if tensor is not None:
+                found.append((op["op_name"], tensor["name"], np.dtype(tensor["dtype"]).name))
+        return found
+
+    def _plain(self):
+        """An interpreter of the file without delegates, which lists its operators as written."""
         module, _, _ = interpreter_module()
-        plain = module.Interpreter(model_content=self._data,
-                                   experimental_op_resolver_type=module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        return Counter(op["op_name"] for op in plain._get_ops_details())
+        return module.Interpreter(model_content=self._data,
+                                  experimental_op_resolver_type=module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
 
     def close(self) -> None:
         self._interp = None
