@@ -2,8 +2,9 @@
 
 Both models run the debug images with every activation saved (`modify_model_output_intermediate_tensors`,
 `collect_activations`); `create_activation_matching` pairs each int8 activation with its float twin,
-from which the signal-to-quantization-noise ratios come (`sqnr_db`: the float model against the int8
-model at this layer's output, everything before it included; `qdq_sqnr_db`: this output's own rounding).
+which gives `sqnr_db`, the signal-to-quantization-noise ratio of the float model against the int8 model
+at this layer's output, everything before it included. (The pair ONNX Runtime calls pre- and post-QDQ
+is not used: where the quantizer folded a Relu into its Conv, "pre" is the output before the Relu.)
 The row's main figures are the layer's own loss, as TFLite's NumericVerify measures it: the float
 model's part that makes this output (cut out with onnx.utils.Extractor) run on the int8 model's own
 dequantized inputs, against the int8 output. Where that part cannot be cut out alone (its input is
@@ -90,8 +91,7 @@ def layer_rows(fp32, qdq, images: np.ndarray, input_name: str, layer_names: list
         sqnr = {}
         if "float" in matched.get(key, {}):
             pair = matched[key]
-            sqnr = {"sqnr_db": qd.compute_signal_to_quantization_noice_ratio(pair["float"], pair["post_qdq"]),
-                    "qdq_sqnr_db": qd.compute_signal_to_quantization_noice_ratio(pair["pre_qdq"], pair["post_qdq"])}
+            sqnr = {"sqnr_db": qd.compute_signal_to_quantization_noice_ratio(pair["float"], pair["post_qdq"])}
         twin = twins.run(node, key)
         measure = "layer" if twin is not None else "output rounding"
         reference = twin if twin is not None else q_act[out]
