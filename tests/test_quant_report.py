@@ -72,7 +72,7 @@ def test_both_formats_measure_the_same_loss_on_the_same_layers(report):
             if r["layer"]:
                 key = (model["format"], r["layer"])
                 worst[key] = max(worst.get(key, 0.0), r["rmse_per_scale"])
-    weighted = [layer for (fmt, layer) in worst if fmt == "tflite" and "conv" in layer or "dense" in layer]
+    weighted = [layer for (fmt, layer) in worst if fmt == "tflite" and ("conv" in layer or "dense" in layer)]
     assert len(set(weighted)) == 2, worst
     for layer in set(weighted):
         assert worst[("onnx", layer)] == pytest.approx(worst[("tflite", layer)], rel=0.15), (layer, worst)
@@ -139,7 +139,7 @@ def test_a_layer_kept_in_float_is_float_in_the_file(kept):
 
 
 def test_calib_photos_reports_the_agreement_on_them(kept):
-    out, export_report, _ = kept
+    _, export_report, _ = kept
     assert export_report["photo_frames"] == 40
     for row in export_report["models"]:
         assert 0.5 <= row["photo_top1_agreement"] <= 1.0, row
