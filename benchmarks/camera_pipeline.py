@@ -1,11 +1,15 @@
-"""Frames per second and per-stage time of the headless camera pipeline on a 640x480 video.
+"""Frames per second and per-stage time of the headless camera pipeline on a 640x480 video, with the
+frame preprocessing as it is and as it was (benchmarks/reference_preprocess.py), side by side.
 
-Makes a camera-like video from Fashion-MNIST test images (toolkit.synthetic), runs
-`fmnist-edge camera --source VIDEO --headless --json` on it several times (the command as users run
-it: decode, preprocessing, inference, smoothing, one JSON line per frame) and reports the best and
-median run, with the mean time of each stage per frame.
+Makes a camera-like video from Fashion-MNIST test images (toolkit.synthetic; MJPEG in an .avi, what a
+USB camera sends, or mp4v with --container mp4), runs `fmnist-edge camera --source VIDEO --headless
+--json` on it (the command as users run it: decode, preprocessing, inference, smoothing, one JSON line
+per frame), alternating the current preprocessing and the reference one run by run so both see the
+same machine, and reports the best and median run of each, with the mean time of each stage per frame.
+The reference run is the same command with the pipeline's preprocess_frame swapped for the reference's.
 
-    python benchmarks/camera_pipeline.py [--model PATH] [--frames 600] [--repeats 3] [--markdown]
+    python benchmarks/camera_pipeline.py [--model PATH] [--frames 600] [--repeats 3] [--container avi|mp4]
+                                         [--no-reference] [--markdown]
 """
 
 from __future__ import annotations
@@ -18,17 +22,58 @@ import sys
 import tempfile
 from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
+VARIANTS = {"current": "as it is (edge_runtime.camera.preprocess)",
+            "reference": "as it was (benchmarks/reference_preprocess.py)"}
 
-def run_once(video: Path, model: str | None, threads: int) -> dict:
-    cmd = [sys.executable, "-m", "toolkit.cli", "camera", "--source", str(video), "--headless", "--json",
-           "--threads", str(threads)] + (["--model", model] if model else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+def run_once(video: Path, model: str | None, threads: int, variant: str = "current") -> dict:
+    camera = ["camera", "--source", str(video), "--headless", "--json", "--threads", str(threads)]
+    camera += ["--model", model] if model else []
+    runner = ["-m", "toolkit.cli"] if variant == "current" else [str(Path(__file__).resolve()), "--as-reference"]
+    proc = subprocess.run([sys.executable, *runner, *camera], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise SystemExit(f"camera failed:\n{proc.stderr[-2000:]}")
+        raise SystemExit(f"camera ({variant}) failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.splitlines()[-1])["summary"]
 
 
+def camera_with_reference(argv: list[str]) -> None:
+    """`fmnist-edge camera ARGV` with the reference preprocessing in the per-frame step."""
+    sys.path.insert(0, str(HERE))
+    import reference_preprocess
+
+    from edge_runtime.camera import pipeline
+    from toolkit.cli import cli
+
+    pipeline.preprocess_frame = reference_preprocess.preprocess_frame
+    cli.main(argv, prog_name="fmnist-edge")
+
+
+def summarise(runs: list[dict]) -> dict:
+    best = max(runs, key=lambda r: r["fps"])
+    return {"runs": runs, "best": best, "best_fps": best["fps"],
+            "median_fps": statistics.median(r["fps"] for r in runs)}
+
+
+def markdown(results: dict[str, dict]) -> str:
+    from edge_runtime.report.tables import markdown_table
+
+    headers = ["preprocessing", "frames", "runs", "best FPS", "median FPS", "p50 ms", "p99 ms", "decode+wait ms",
+               "preprocess ms", "inference ms", "draw ms", "preprocess / wait"]
+    rows = []
+    for variant, result in results.items():
+        best, stages = result["best"], result["best"]["stage_ms"]
+        rows.append([VARIANTS[variant], best["frames"], len(result["runs"]), f"{best['fps']:.0f}",
+                     f"{result['median_fps']:.0f}", f"{best['p50_ms']:.3f}", f"{best['p99_ms']:.3f}",
+                     f"{stages['wait']:.3f}", f"{stages['preprocess']:.3f}", f"{stages['inference']:.3f}",
+                     f"{stages['draw']:.3f}", f"{stages['preprocess'] / stages['wait']:.2f}"])
+    return markdown_table(headers, rows, "l" + "r" * (len(headers) - 1))
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--as-reference"]:
+        camera_with_reference(sys.argv[2:])
+        return 0
     from edge_runtime.data import fashion_mnist as data
     from toolkit.synthetic import write_video
 
@@ -37,28 +82,27 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--container", choices=("avi", "mp4"), default="avi",
+                        help="avi: MJPEG, as USB cameras send; mp4: mp4v")
+    parser.add_argument("--no-reference", action="store_true", help="time only the current preprocessing")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     per_item = 10
     images, _ = data.load_split("test", limit=max(1, args.frames // per_item))
+    variants = ["current"] if args.no_reference else ["current", "reference"]
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="fmnist-edge-camera-") as tmp:
-        video = Path(tmp) / "camera_640x480.mp4"
+        video = Path(tmp) / f"camera_640x480.{args.container}"
         write_video(video, images[..., 0], frames_per_item=per_item, size=(480, 640))
-        runs = [run_once(video, args.model, args.threads) for _ in range(args.repeats)]
-    best = max(runs, key=lambda r: r["fps"])
-    median_fps = statistics.median(r["fps"] for r in runs)
-    stages = best["stage_ms"]
+        for _ in range(args.repeats):
+            for variant in variants:
+                runs[variant].append(run_once(video, args.model, args.threads, variant))
+    results = {v: summarise(r) for v, r in runs.items()}
     if args.markdown:
-        from edge_runtime.report.tables import markdown_table
-
-        headers = ["frames", "runs", "best FPS", "median FPS", "p50 ms", "p99 ms", "decode+wait ms", "preprocess ms",
-                   "inference ms", "draw ms"]
-        row = [best["frames"], len(runs), f"{best['fps']:.0f}", f"{median_fps:.0f}", f"{best['p50_ms']:.3f}",
-               f"{best['p99_ms']:.3f}", f"{stages['wait']:.3f}", f"{stages['preprocess']:.3f}",
-               f"{stages['inference']:.3f}", f"{stages['draw']:.3f}"]
-        print(markdown_table(headers, [row], "r" * len(headers)))
+        print(markdown(results))
     else:
-        print(json.dumps({"runs": runs, "best_fps": best["fps"], "median_fps": median_fps}, indent=2))
+        print(json.dumps({v: {k: r[k] for k in ("runs", "best_fps", "median_fps")} for v, r in results.items()},
+                         indent=2))
     return 0
 
 

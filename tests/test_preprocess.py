@@ -132,3 +132,61 @@ def test_deterministic(items):
     a, b = preprocess_frame(frame), preprocess_frame(frame)
     np.testing.assert_array_equal(a.image, b.image)
     assert a.box == b.box
+
+
+def _reference():
+    """The preprocessing as it was before it was made cheaper (benchmarks/reference_preprocess.py)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "reference_preprocess" not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_preprocess.py"
+        spec = importlib.util.spec_from_file_location("reference_preprocess", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return sys.modules["reference_preprocess"]
+
+
+def _frames(test_set):
+    """Camera-like frames of every class at several sizes and places, grey, BGRA and light-on-black ones,
+    a region of interest, and empty paper."""
+    images, labels = test_set
+    for c in range(10):
+        for k, (size, side) in enumerate([((480, 640), 260), ((480, 640), 340), ((720, 1280), 420), ((300, 101), 70)]):
+            item = images[np.flatnonzero(labels == c)[k]][..., 0]
+            h, w = size
+            centre = (w // 2 + 7 * (k - 1), h // 2 - 5 * k)
+            frame, _ = render(item, frame_size=size, item_side=side, centre=centre, seed=c * 10 + k)
+            yield frame, None
+    frame, _ = render(images[0][..., 0])
+    yield cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), None
+    yield cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA), (100, 50, 400, 400)
+    yield cv2.resize(images[1][..., 0], (640, 480)), None  # a light item on black, as Fashion-MNIST is
+    yield render(np.zeros((28, 28), np.uint8))[0], None
+
+
+def test_same_answers_as_the_reference_preprocessing(test_set):
+    """Made cheaper, not different: the image, box and coverage the reference gives, frame for frame."""
+    reference = _reference()
+    for i, (frame, roi) in enumerate(_frames(test_set)):
+        now, then = preprocess_frame(frame, roi), reference.preprocess_frame(frame, roi)
+        np.testing.assert_array_equal(now.image, then.image, err_msg=f"frame {i}")
+        assert now.box == then.box and now.coverage == pytest.approx(then.coverage), i
+
+
+def test_refinement_that_grows_out_of_the_items_box_is_done_on_the_whole_frame():
+    """Refinement works on the item's box and a margin; an item that is more than the first mask found
+    (here a strip of the item's colour reaching the frame's edge) is refined on the whole frame, as the
+    reference does."""
+    from edge_runtime.camera import preprocess
+
+    img = np.full((96, 128, 3), (200, 190, 180), np.uint8)
+    img[30:66, 20:120] = (40, 60, 150)  # the item, in one colour, out to near the right edge
+    first = np.zeros((96, 128), np.uint8)
+    first[36:60, 28:52] = 1  # what the threshold found: only the item's left part
+    refined = preprocess._refine(img, first, 2)
+    then = _reference()._refine(img, first.astype(bool), 2)
+    np.testing.assert_array_equal(refined.astype(bool), then)
+    assert refined[:, 100:].any()  # it did grow past the box and its margin
