@@ -61,3 +61,15 @@ def test_pi_wheel_tags_cover_every_glibc_up_to_the_os():
     assert args[::2] == ["--platform"] * len(tags)
     assert "manylinux2014_aarch64" in tags and "manylinux_2_17_aarch64" in tags and "manylinux_2_36_aarch64" in tags
     assert "manylinux_2_37_aarch64" not in tags
+
+
+def test_camera_pipeline_times_the_preprocessing_as_it_is_and_as_it_was():
+    """benchmarks/camera_pipeline.py runs the camera once with each preprocessing on the same MJPEG video."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "camera_pipeline.py"), "--frames", "20",
+                           "--repeats", "1"], capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert set(result) == {"current", "reference"}
+    for variant in result.values():
+        (run,) = variant["runs"]
+        assert run["frames"] == 20 and run["stage_ms"]["preprocess"] > 0 and run["stage_ms"]["wait"] > 0
