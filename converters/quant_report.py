@@ -52,12 +52,17 @@ def row(name: str, layer: str | None, op: str, float_values, int8_values, scale:
     import numpy as np
 
     diff = np.asarray(int8_values, np.float64).ravel() - np.asarray(float_values, np.float64).ravel()
-    rmse = float(np.sqrt(np.mean(diff**2))) if diff.size else 0.0
-    return finite({"name": name, "layer": layer, "op": op, "rmse": rmse,
-                   "mean_error": float(diff.mean()) if diff.size else 0.0,
-                   "max_abs_error": float(np.abs(diff).max()) if diff.size else 0.0,
-                   SORTED_BY: rmse / scale if scale > 0 else 0.0, "range": 255.0 * scale, **extra,
-                   "scale": float(scale), "zero_point": int(zero_point)})
+    return stats_row(name, layer, op, float(np.sqrt(np.mean(diff**2))) if diff.size else 0.0,
+                     float(diff.mean()) if diff.size else 0.0, float(np.abs(diff).max()) if diff.size else 0.0,
+                     scale, zero_point, **extra)
+
+
+def stats_row(name: str, layer: str | None, op: str, rmse: float, mean_error: float, max_abs_error: float,
+              scale: float, zero_point: int, **extra: float) -> dict:
+    """A report row from one operator's error statistics (the TFLite debugger gives them as they are)."""
+    return finite({"name": name, "layer": layer, "op": op, "rmse": rmse, "mean_error": mean_error,
+                   "max_abs_error": max_abs_error, SORTED_BY: rmse / scale if scale > 0 else 0.0,
+                   "range": 255.0 * scale, **extra, "scale": float(scale), "zero_point": int(zero_point)})
 
 
 def finite(values: dict) -> dict:

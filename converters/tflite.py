@@ -102,11 +102,9 @@ def _layer_rows(tf, debugger, layer_names: list[str]) -> list[dict]:
     for s, name in named:
         if name is None:
             continue
-        scale, rmse = float(s["scale"]), float(np.sqrt(float(s["mean_squared_error"])))
-        rows.append(quant_report.finite({
-            "name": name, "layer": layer_of[name], "op": s["op_name"], "rmse": rmse,
-            "mean_error": float(s["mean_error"]), "max_abs_error": float(s["max_abs_error"]),
-            quant_report.SORTED_BY: rmse / scale if scale > 0 else 0.0, "range": 255.0 * scale,
-            "stddev": float(s["stddev"]), "scale": scale, "zero_point": int(float(s["zero_point"]))}))
+        rows.append(quant_report.stats_row(
+            name, layer_of[name], s["op_name"], float(np.sqrt(float(s["mean_squared_error"]))),
+            float(s["mean_error"]), float(s["max_abs_error"]), float(s["scale"]), int(float(s["zero_point"])),
+            stddev=float(s["stddev"])))
     return quant_report.worst_first(rows)
 
