@@ -51,15 +51,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` atomically; a place that cannot take it is one FmnistEdgeError line."""
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, fix: str = "pick another place") -> None:
+    """Write `data` to `path` atomically; a place that cannot take it is one FmnistEdgeError line, ending
+    with `fix` (what the user should do)."""
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
-        raise FmnistEdgeError(f"cannot write {path} ({exc.strerror}); pick another place") from None
+        raise FmnistEdgeError(f"cannot write {path} ({exc.strerror}); {fix}") from None
 
 
 def check_writable(path: str | os.PathLike) -> None:
@@ -121,5 +122,14 @@ def stale_temps(path: str | os.PathLike) -> list[Path]:
     Only the caller knows whether any is still being written: remove them while holding the lock that
     every writer of `path` holds for its whole write."""
     path = Path(path)
-    found = path.parent.glob(f".{glob.escape(path.name)}.*.tmp{glob.escape(path.suffix)}")
-    return sorted(p for p in found if p.is_symlink() or p.is_file())
+    return _temps(path.parent, f".{glob.escape(path.name)}.*.tmp{glob.escape(path.suffix)}")
+
+
+def stale_temps_in(directory: str | os.PathLike) -> list[Path]:
+    """stale_temps for every file with a suffix in `directory` (the frames a collector writes there)."""
+    return _temps(Path(directory), ".*.tmp.*")
+
+
+def _temps(directory: Path, pattern: str) -> list[Path]:
+    """The files temp_beside names (`.NAME.RANDOM.tmpSUFFIX`) in `directory` that match `pattern`."""
+    return sorted(p for p in directory.glob(pattern) if p.is_symlink() or p.is_file())

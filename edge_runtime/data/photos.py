@@ -35,7 +35,7 @@ import numpy as np
 from edge_runtime.camera.preprocess import preprocess_frame
 from edge_runtime.core.contract import NUM_CLASSES
 from edge_runtime.core.errors import FmnistEdgeError
-from edge_runtime.core.files import atomic_path, locked, stale_temps, temp_beside, write_bytes_atomic
+from edge_runtime.core.files import locked, stale_temps, temp_beside, write_bytes_atomic
 from edge_runtime.data.images import read_photo
 
 SCORED_AFTER: dict[str, str | None] = {"tune": "held-out", "held-out": "tune", "all": None, "tune-a": "tune-b",
@@ -265,14 +265,8 @@ class Table:
         return result
 
     def _write(self, data: bytes) -> None:
-        try:
-            with atomic_path(self.path) as tmp, open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as exc:
-            raise FmnistEdgeError(f"cannot write {self.path} ({exc.strerror}); nothing was saved: make the "
-                                  "folder writable (or free some space) and try again") from None
+        write_bytes_atomic(self.path, data, "nothing was saved: make the folder writable (or free some space) "
+                                            "and try again")
 
 
 def load_photos(root: str | Path, split: str = "all", exclude: tuple[str, ...] = ()) -> list[Photo]:

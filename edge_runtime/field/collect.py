@@ -35,7 +35,7 @@ from edge_runtime.camera.pipeline import FrameResult
 from edge_runtime.camera.preprocess import working_copy
 from edge_runtime.camera.sinks.base import Reply, Sink, StreamInfo
 from edge_runtime.core.errors import FmnistEdgeError
-from edge_runtime.core.files import locked, write_bytes_atomic
+from edge_runtime.core.files import locked, stale_temps_in, write_bytes_atomic
 from edge_runtime.data import photos
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class CollectorSink(Sink):
         self._table = photos.Table(self.folder, missing_ok=True)  # a folder collected before: add to it
         self._claimed = len(self._table.rows)
         with locked(self.folder / photos.LOCK):  # every frame is written under it: these are a killed writer's
-            for stale in (self.folder / "frames").glob(".*.tmp.*"):
+            for stale in stale_temps_in(self.folder / "frames"):
                 stale.unlink(missing_ok=True)
         self._source = stream.source.translate({10: " ", 13: " ", 0: " "})  # one row per line in the table
         self._names = stream.class_names
