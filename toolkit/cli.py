@@ -386,7 +386,7 @@ def _run_export(model: str, out_dir: Path, targets: list, calib_samples: int, ke
     from edge_runtime.data import fashion_mnist, photos
     from toolkit.keras_io import load_keras_model
 
-    frames = photos.folder_frames(calib_photos)[0] if calib_photos else None  # a bad folder: before the long work
+    frames = photos.folder_frames(calib_photos) if calib_photos else None  # a bad folder: before the long work
     keras_model = load_keras_model(model)
     train_images, train_labels = fashion_mnist.load_split("train", data_dir)
     test_images, test_labels = fashion_mnist.load_split("test", data_dir)

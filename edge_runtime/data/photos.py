@@ -394,11 +394,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 """What a folder without labels.csv is read for: image files by these suffixes, directly in it."""
 
 
-def folder_frames(root: str | Path, limit: int | None = None) -> tuple[np.ndarray, int]:
-    """(uint8 [N,28,28,1] frames, images skipped as unreadable) of a photo folder, each image through the
-    camera's frame preprocessing: every row of its labels.csv, labelled or not (what `camera --collect`
-    keeps), or, without a table, the image files directly in it; at most `limit`, in order. A missing
-    folder, or one with no readable image, is one FmnistEdgeError line."""
+def folder_frames(root: str | Path) -> np.ndarray:
+    """uint8 [N,28,28,1]: the frames of a photo folder, in order, each image through the camera's frame
+    preprocessing: every row of its labels.csv, labelled or not (what `camera --collect` keeps), or,
+    without a table, the image files directly in it; an unreadable image is skipped. A missing folder, or
+    one with no readable image, is one FmnistEdgeError line."""
     root = Path(root)
     if not root.is_dir():
         raise FmnistEdgeError(f"{root}: no such folder; give a photo folder (one that camera --collect made, or "
@@ -410,7 +410,7 @@ def folder_frames(root: str | Path, limit: int | None = None) -> tuple[np.ndarra
     else:
         paths = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     frames, skipped = [], 0
-    for path in paths[:limit] if limit else paths:
+    for path in paths:
         try:
             frames.append(preprocess_frame(read_photo(path)).image)
         except FmnistEdgeError:
@@ -418,4 +418,4 @@ def folder_frames(root: str | Path, limit: int | None = None) -> tuple[np.ndarra
     if not frames:
         raise FmnistEdgeError(f"{root}: no readable image ({len(paths)} listed, {skipped} unreadable); give a "
                               "photo folder with labels.csv, or a folder of .jpg or .png images")
-    return np.stack(frames).astype(np.uint8), skipped
+    return np.stack(frames).astype(np.uint8)

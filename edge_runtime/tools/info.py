@@ -98,14 +98,13 @@ def describe(path: str | Path) -> ModelInfo:
             inputs, outputs, ops = _onnx_details(backend, onnx)
         else:
             inputs, outputs, ops = [_tensor(backend.input)], [_tensor(backend.output)], backend.op_counts()
-        meta = backend.metadata
+        meta = backend.metadata.to_dict() if backend.metadata else None
         micro = _micro(path) if path.suffix.lower() == ".tflite" and backend.input.dtype == "int8" else None
-        quant = layers.quantization(path, backend, onnx, meta.to_dict() if meta else None)
+        quant = layers.quantization(path, backend, onnx, meta)
         return ModelInfo(path=str(path), format=path.suffix.lower().lstrip("."), size_bytes=path.stat().st_size,
                          micro=micro, quantization=quant,
                          backend=backend.name, backend_version=backend.version, inputs=inputs, outputs=outputs,
-                         op_counts=dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
-                         metadata=meta.to_dict() if meta else None)
+                         op_counts=dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))), metadata=meta)
 
 
 def _format_text(info: ModelInfo) -> str:

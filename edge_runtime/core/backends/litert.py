@@ -82,6 +82,7 @@ class LiteRTBackend(Backend):
         module, self.name, self.version = interpreter_module()
         self.threads = threads
         self._data, self.checksum = read_checked(self.path)  # the runtime gets the very bytes that were checked
+        self._plain_interp = None
         members = tflite_members(self.path, self._data, TFLITE_LIMITS)
         self.metadata = parse_metadata(self.path, tflite_metadata(self.path, members))
         self.references_blob = members.get(TFLITE_REFERENCES)
@@ -138,13 +139,17 @@ class LiteRTBackend(Backend):
         return found
 
     def _plain(self):
-        """An interpreter of the file without delegates, which lists its operators as written."""
-        module, _, _ = interpreter_module()
-        return module.Interpreter(model_content=self._data,
-                                  experimental_op_resolver_type=module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        """An interpreter of the file without delegates, which lists its operators as written (made once:
+        `info` asks for the counts and for the outputs)."""
+        if self._plain_interp is None:
+            module, _, _ = interpreter_module()
+            self._plain_interp = module.Interpreter(
+                model_content=self._data,
+                experimental_op_resolver_type=module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        return self._plain_interp
 
     def close(self) -> None:
-        self._interp = None
+        self._interp = self._plain_interp = None
 
 
 def _tensor_bytes(detail: dict) -> int:
