@@ -429,3 +429,30 @@ def test_printable_escapes_control_characters():
     assert printable("Bag\x1b[31m\u202e") == "Bag\\x1b[31m\\u202e"
     assert printable("x" * 300, 10) == "xxxxxxx..."
 
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_info_reads_a_quantization_report_beside_the_file_and_holds_against_a_hostile_one(golden, tmp_path, fmt):
+    """A file without the per-layer summary in its metadata: `info` takes the worst layers from
+    quantization_report.json beside it; one nested 100,000 deep, over its size bound or of the wrong shape
+    is "not recorded" (exit 0), never a traceback."""
+    path = tmp_path / f"model_int8.{fmt}"
+    path.write_bytes((golden[0] / f"model_int8.{fmt}").read_bytes())
+    report = tmp_path / "quantization_report.json"
+    row = {"layer": "conv\x1b[2J", "name": "n", "op": "CONV_2D", "rmse_per_scale": 0.5}
+    hostile = ["[" * 100_000 + "]" * 100_000, " " * (5 << 20) + "{}", '{"models": {"path": 1}}',
+               '{"models": [{"path": "' + path.name + '", "layers": "abc"}]}']
+
+    def info() -> str:
+        logging.root.handlers.clear()
+        result = CliRunner().invoke(cli, ["info", str(path)])
+        assert result.exit_code == 0 and result.exception is None, (result.exception, result.stderr[-500:])
+        assert "\x1b" not in result.stdout
+        return result.stdout
+
+    report.write_text(json.dumps({"sorted_by": "rmse_per_scale", "models": [
+        {"path": f"elsewhere/{path.name}", "debug_images": 7, "layers": [row]}]}))
+    assert "conv\\x1b[2J (CONV_2D) rmse_per_scale 0.5" in info() and "7 test images" in info()
+    for text in hostile:
+        report.write_text(text)
+        assert "layers that lose most to int8: not recorded" in info(), text[:40]

@@ -10,16 +10,17 @@ file, when it is there, has every layer.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from edge_runtime.core.backends import Backend
-from edge_runtime.core.modelfile import printable
+from edge_runtime.core.modelfile import bounded_json, printable
 from edge_runtime.core.onnx_proto import OnnxModel
 
 REPORT = "quantization_report.json"
 MAX_REPORT_BYTES = 4 << 20
 """A report beside a file is read only up to this size (a tiny model's takes 5 KB, a zoo model's 20 KB)."""
+MAX_REPORT_DEPTH = 8
+"""How deep a report beside a file may nest (it nests 5 deep: models, a model, its layers, a layer)."""
 TOP = 3
 ONNX_ARITHMETIC = frozenset({
     "Add", "AveragePool", "BatchNormalization", "Clip", "Conv", "ConvTranspose", "Div", "Gemm",
@@ -46,9 +47,10 @@ def _from_report(path: Path) -> dict | None:
     """This file's entry of quantization_report.json beside it, as the metadata's summary would hold it."""
     report = path.parent / REPORT
     try:
-        if not report.is_file() or report.stat().st_size > MAX_REPORT_BYTES:
+        if not report.is_file():
             return None
-        doc = json.loads(report.read_text())
+        with open(report, "rb") as f:
+            doc = bounded_json(f.read(MAX_REPORT_BYTES + 1), MAX_REPORT_BYTES, MAX_REPORT_DEPTH)
         entry = next(m for m in doc["models"] if Path(m["path"]).name == path.name)
         return {"debug_images": entry.get("debug_images"), "sorted_by": doc.get("sorted_by"),
                 "worst": entry["layers"][:TOP], "kept_float": entry.get("kept_float", []), "source": str(report)}
