@@ -33,6 +33,7 @@ from edge_runtime.core.files import locked, temp_beside
 from edge_runtime.data import photos
 from edge_runtime.field import label
 from edge_runtime.field.label import LabelBook, LabelServer
+from edge_runtime.web import http as web_http
 
 FRAMES = 6
 
@@ -179,7 +180,7 @@ def test_a_post_needs_a_small_honest_content_length(folder, headers, status):
 
 
 def test_a_body_shorter_than_said_or_too_slow_is_refused(folder, monkeypatch):
-    monkeypatch.setattr(label, "SOCKET_SECONDS", 0.5)
+    monkeypatch.setattr(web_http, "SOCKET_SECONDS", 0.5)
     head = b"POST /label HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 40\r\n\r\n"
     with serving(folder) as server:
         short = raw(server, head + b'{"index": 0', half_close=True)
@@ -548,7 +549,7 @@ def test_nul_bytes_and_encoded_paths_are_not_found(folder):
 
 
 def test_a_slow_or_idle_client_is_cut_off(folder, monkeypatch):
-    monkeypatch.setattr(label, "REQUEST_SECONDS", 1.5)
+    monkeypatch.setattr(web_http, "REQUEST_SECONDS", 1.5)
     with serving(folder) as server, socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
         started = time.monotonic()
         s.sendall(b"GET / HTTP/1.1\r\n")
@@ -557,14 +558,14 @@ def test_a_slow_or_idle_client_is_cut_off(folder, monkeypatch):
                 s.sendall(b"X")
                 time.sleep(0.2)
         assert time.monotonic() - started < 4
-    monkeypatch.setattr(label, "SOCKET_SECONDS", 0.5)
+    monkeypatch.setattr(web_http, "SOCKET_SECONDS", 0.5)
     with serving(folder) as server, socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
         started = time.monotonic()
         assert s.recv(100) == b"" and time.monotonic() - started < 3  # idle: closed
 
 
 def test_too_many_connections_are_closed_not_queued(folder, monkeypatch):
-    monkeypatch.setattr(label, "MAX_CONNECTIONS", 3)
+    monkeypatch.setattr(web_http, "MAX_CONNECTIONS", 3)
     with serving(folder) as server:
         idle = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(3)]
         time.sleep(0.3)
@@ -684,3 +685,107 @@ def test_undo_is_bounded(folder, monkeypatch):
         book.label(index=i, class_id=1)
     assert [book.undo()["index"] for _ in range(3)] == [3, 2, None]
     assert [r["photo_class"] for r in photos.read_rows(folder)[:4]] == [CLASS_NAMES[1]] * 2 + [photos.UNLABELLED] * 2
+
+
+# The camera's page (`camera --serve`) stands on the same guarded server: a POST /save from another
+# site's page keeps no frame, a foreign Host reads nothing, bodies are bounded, slow clients are cut off,
+# and a stream viewer outlives the request deadline but not a stop in reading.
+
+@contextlib.contextmanager
+def camera_page(address: str = "127.0.0.1:0"):
+    from edge_runtime.camera.serve import FrameServer
+    from edge_runtime.camera.sinks.base import Reply
+
+    saved = []
+    server = FrameServer(address, routes={("POST", "/save"): lambda: saved.append(1) or Reply(b"{}", "application/json",
+                                                                                             202)})
+    try:
+        yield server, saved
+    finally:
+        server.close()
+
+
+def publish(server, frame: np.ndarray, i: int) -> None:
+    server.publish(frame, {"label": "Shirt", "score": 0.9, "frame": i, "fps": 30.0, "latency_ms": 1.0})
+
+
+def test_the_camera_page_refuses_other_sites_and_big_bodies(monkeypatch):
+    with camera_page() as (server, saved):
+        here = f"127.0.0.1:{server.port}"
+        for origin in ("http://evil.example", "null", f"http://{here}.evil.example"):
+            status, body, _ = call(server, "POST", "/save", b"", {"Origin": origin})
+            assert status == 403 and "another site" in json.loads(one_line(body))["error"]
+        assert saved == []
+        assert call(server, "POST", "/save", b"", {"Origin": f"http://{here}"})[0] == 202  # the page's own button
+        assert call(server, "POST", "/save")[0] == 202  # curl -X POST: no Origin, no body
+        assert len(saved) == 2
+        for path in ("/state.json", "/stream.mjpg", "/frame.jpg", "/"):
+            status, body, _ = call(server, "GET", path, headers={"Host": "evil.example"})
+            assert status == 421 and one_line(body), path  # a name pointed at 127.0.0.1: DNS rebinding
+        status, _, headers = call(server, "GET", "/state.json", headers={"Host": f"localhost:{server.port}"})
+        assert status == 200 and headers["X-Content-Type-Options"] == "nosniff"
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        for head, status in ((b"Content-Length: 5000\r\n", 413), (b"Transfer-Encoding: chunked\r\n", 411),
+                             (b"Content-Length: -1\r\n", 400)):
+            answer = raw(server, b"POST /save HTTP/1.1\r\nHost: 127.0.0.1\r\n" + head + b"\r\n")
+            assert status_of(answer) == status and json.loads(body_of(answer))["error"]
+        assert len(saved) == 2
+        assert status_of(raw(server, b"POST /save HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")) == 202  # no length at all
+        assert status_of(raw(server, b"POST /nope HTTP/1.0\r\nContent-Length: 0\r\n\r\n")) == 404
+        assert len(saved) == 3
+        for method in ("PUT", "DELETE", "HEAD"):
+            assert call(server, method, "/save")[0] == 405
+        assert status_of(raw(server, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n")) == 414
+        assert call(server, "GET", "/state.json")[0] == 200  # and it still serves
+    with camera_page("0.0.0.0:0") as (server, saved):  # on the network: any name it is reached by
+        assert call(server, "GET", "/state.json", headers={"Host": f"pi.local:{server.port}"})[0] == 200
+        assert call(server, "POST", "/save", b"", {"Host": "pi.local", "Origin": "http://evil.example"})[0] == 403
+        assert saved == []
+
+
+def test_the_camera_page_cuts_slow_clients_and_caps_connections(monkeypatch):
+    monkeypatch.setattr(web_http, "REQUEST_SECONDS", 1.5)
+    with camera_page() as (server, _), socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        started = time.monotonic()
+        s.sendall(b"GET / HTTP/1.1\r\n")
+        with contextlib.suppress(OSError):
+            while time.monotonic() - started < 8:  # a header byte now and then: slowloris
+                s.sendall(b"X")
+                time.sleep(0.2)
+        assert time.monotonic() - started < 4
+    monkeypatch.setattr(web_http, "MAX_CONNECTIONS", 2)
+    with camera_page() as (server, _):
+        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(2)]
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
+            extra.sendall(b"GET /state.json HTTP/1.0\r\n\r\n")
+            with contextlib.suppress(ConnectionResetError):
+                assert extra.recv(100) == b""
+        for s in idle:
+            s.close()
+
+
+def test_a_stream_outlives_the_request_deadline_but_not_a_viewer_that_stops_reading(monkeypatch):
+    monkeypatch.setattr(web_http, "REQUEST_SECONDS", 1.0)
+    monkeypatch.setattr(web_http, "SOCKET_SECONDS", 0.5)
+    frame = np.zeros((120, 160, 3), np.uint8)
+    with camera_page() as (server, _), socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        started, seen, i = time.monotonic(), b"", 0
+        while time.monotonic() - started < 3:  # three times the request deadline, still streaming
+            publish(server, frame, i)
+            i += 1
+            time.sleep(0.05)
+            seen = seen[-65536:] + s.recv(65536)
+        assert b"Content-Type: image/jpeg" in seen[-65536:] and server._viewers == 1
+    with camera_page() as (server, _), socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8)  # ~400 KB a frame
+        wait_until(lambda: server._viewers == 1, timeout=10)
+
+        def let_go() -> bool:  # the socket buffers fill, a write waits 0.5 s, the viewer is dropped
+            publish(server, noise, 0)
+            return server._viewers == 0
+
+        wait_until(let_go, timeout=30)

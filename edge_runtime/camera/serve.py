@@ -4,6 +4,11 @@ For a board without a screen: open http://HOST:PORT/ in a browser on the same ne
 `/` the page, `/stream.mjpg` the stream, `/frame.jpg` the latest frame, `/state.json` the label, and
 whatever routes the other sinks offer through the run's Outlets (`/metrics` from the metrics sink,
 `POST /save` from --collect). Frames are JPEG-encoded only while someone is watching.
+
+The server is the labelling page's (`web.http.GuardedServer`): a Host that is not this server's on a
+loopback address, a POST from another site's page (`/save` would keep a frame), a body over 4 KB, a slow
+or idle client, a 33rd connection, another method: each refused with a status and one line. A stream
+viewer is bound by its writes (10 s each), not by the 30 s a request may take.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from edge_runtime.web.http import PageHandler, QuietHTTPServer
+from edge_runtime.web.http import GuardedHandler, GuardedServer, Refused
 
 log = logging.getLogger(__name__)
 BOUNDARY = "fmnist-edge-frame"
@@ -39,7 +44,7 @@ class FrameServer:
         self._snapshots_wanted = 0
         self._closed = False
         self._quality = jpeg_quality
-        self._httpd = QuietHTTPServer.listen(address, _Handler)
+        self._httpd = _Server.listen(address, _Handler)
         self._httpd.frames = self  # the handler's way back to the frames
         self.host, self.port = self._httpd.server_address[:2]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="serve", daemon=True)
@@ -101,9 +106,16 @@ class FrameServer:
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
 
-class _Handler(PageHandler):
+class _Server(GuardedServer):
+    frames: FrameServer
+    name = "camera page"
+
+
+class _Handler(GuardedHandler):
     """The routes: the page, the state, one frame, the stream, and those other sinks offer."""
 
+    server: _Server
+    cross_site_post = "a page of another site may not post to the camera"
     routes: ClassVar[dict[str, str]] = {"/": "_page", "/index.html": "_page", "/state.json": "_state",
                                         "/frame.jpg": "_frame", "/stream.mjpg": "_stream"}
 
@@ -120,11 +132,12 @@ class _Handler(PageHandler):
         self._send(reply.body, reply.content_type, HTTPStatus(reply.status))
         return True
 
-    def do_POST(self):
+    def _post(self) -> None:
+        self._body(required=False)  # none is asked for; a big or slow one is refused all the same
         if not self._offered("POST"):
-            self._not_found()
+            raise Refused(HTTPStatus.NOT_FOUND, "not found")
 
-    def do_GET(self):
+    def _get(self) -> None:
         route = self.routes.get(self.path.split("?")[0])
         if route is not None:
             getattr(self, route)()
@@ -145,6 +158,7 @@ class _Handler(PageHandler):
             self._send(jpeg, "image/jpeg")
 
     def _stream(self) -> None:
+        self.long_lived()
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         self.send_header("Cache-Control", "no-store")
@@ -161,7 +175,7 @@ class _Handler(PageHandler):
                 self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
                                  f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
                 self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the viewer went away
+        except (ConnectionError, TimeoutError):
+            pass  # the viewer went away, or stopped reading for SOCKET_SECONDS
         finally:
             self.frames.viewer(-1)

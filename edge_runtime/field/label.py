@@ -28,45 +28,32 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import ipaddress
 import json
 import logging
 import math
 import os
 import signal
-import socket
 import stat
 import threading
 from http import HTTPStatus
 from pathlib import Path, PurePosixPath
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 from edge_runtime.core.contract import CLASS_NAMES
-from edge_runtime.core.errors import FmnistEdgeError, first_line
+from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.modelfile import json_depth
 from edge_runtime.data import photos
-from edge_runtime.web.http import PageHandler, QuietHTTPServer
+from edge_runtime.web.http import GuardedHandler, GuardedServer, Refused
 
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).resolve().parent / "web" / "label.html"
 IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
-MAX_BODY = 4096
-"""The largest POST body taken: a label is a few dozen bytes."""
 MAX_JSON_DEPTH = 2
 """How deep a POST body's JSON may nest (a label is one flat object)."""
 MAX_FILE_BYTES = 8 << 20
 """The largest image served; only that much is ever read (a collected frame is some 30 KB)."""
-SOCKET_SECONDS = 10.0
-"""How long one read or write on a client's connection may wait."""
-REQUEST_SECONDS = 30.0
-"""How long one connection may last, however slowly its bytes trickle in (slowloris)."""
-MAX_CONNECTIONS = 32
-"""Connections served at once; more are closed at once, never queued."""
 UNDO_DEPTH = 1000
 """How many labels undo can take back (a script labelling for days does not grow the server without end)."""
-SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"),  # an image is never run as a page
-                    ("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; "
-                                                "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"))
 
 NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_")
 
@@ -84,14 +71,6 @@ def check_class_name(name: object) -> str:
 
 class NotServed(Exception):
     """A file the table names that the page will not serve: outside the folder, not a regular file, too large."""
-
-
-class Refused(Exception):
-    """A request answered with an error status and one line."""
-
-    def __init__(self, status: HTTPStatus, reason: str):
-        super().__init__(reason)
-        self.status = status
 
 
 def parse_json_body(body: bytes) -> dict:
@@ -302,105 +281,14 @@ class LabelBook:
             self.refresh()
 
 
-class _Handler(PageHandler):
-    server: _Server
-    server_version, sys_version = "fmnist-edge", ""  # no Python version for a prober to look up
+class _Handler(GuardedHandler):
+    """The page, the table, the images it names; POST /label and /undo (web.http guards the rest)."""
+
+    cross_site_post = "a page of another site may not label here"
 
     @property
     def book(self) -> LabelBook:
         return self.server.book
-
-    def setup(self) -> None:
-        self.timeout = SOCKET_SECONDS  # each read and write (StreamRequestHandler applies it)
-        super().setup()
-        self._deadline = threading.Timer(REQUEST_SECONDS, self._expire)
-        self._deadline.daemon = True
-        self._deadline.start()
-
-    def _expire(self) -> None:
-        """The whole connection took too long: cut it, wherever its thread waits."""
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-    def finish(self) -> None:
-        self._deadline.cancel()
-        super().finish()
-
-    def end_headers(self) -> None:
-        for name, value in SECURITY_HEADERS:
-            self.send_header(name, value)
-        super().end_headers()
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """The standard library's own refusals (a request line or header too long, a malformed request, an
-        unknown method) as one line of text, not its HTML page."""
-        try:
-            phrase = HTTPStatus(code).phrase
-        except ValueError:
-            phrase = "error"
-        if self.request_version == "HTTP/0.9":  # a request line that could not be read: answer in HTTP/1.0
-            self.request_version = "HTTP/1.0"
-        self._reason(code, message or phrase)
-
-    def _reason(self, status: int, reason: str, allow: str | None = None) -> None:
-        """An error answer: one line, JSON ({"error"}) to a POST (what the page reads), text otherwise."""
-        line = " ".join(str(reason).split())[:300]
-        as_json = self.command == "POST"
-        body = (json.dumps({"error": line}) if as_json else line).encode() + b"\n"
-        self.close_connection = True
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json" if as_json else "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
-        if allow:
-            self.send_header("Allow", allow)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        self._answer(self._get)
-
-    def do_POST(self) -> None:
-        self._answer(self._post)
-
-    def _other_method(self) -> None:
-        self._reason(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not served here; GET and POST only",
-                     allow="GET, POST")
-
-    do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _other_method
-
-    def _answer(self, route) -> None:
-        """Every request gets an answer: its own, or a status and one line; never a handler's traceback."""
-        try:
-            self._check_origin()
-            route()
-        except Refused as exc:
-            self._reason(exc.status, str(exc))
-        except (ConnectionError, TimeoutError):
-            raise  # the client went away or stalled: nobody to answer (the server logs it at debug level)
-        except Exception as exc:  # a defect: one warning line, and the client still gets an answer
-            log.warning("label page: %s %s: %s", self.command, self.path[:80], first_line(exc))
-            self._reason(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {first_line(exc)}")
-
-    def _check_origin(self) -> None:
-        """A page of another site may neither read this one (a name pointed at 127.0.0.1: DNS rebinding)
-        nor post to it (a form or fetch from elsewhere): its Host, and a POST's Origin, must be this server."""
-        hosts = self.headers.get_all("Host") or []
-        if len(hosts) > 1:
-            raise Refused(HTTPStatus.BAD_REQUEST, "more than one Host header")
-        if hosts and not self.server.accepts_host(hosts[0]):
-            raise Refused(HTTPStatus.MISDIRECTED_REQUEST, f"Host {hosts[0][:60]!r} is not this server; open "
-                                                          f"http://127.0.0.1:{self.server.server_address[1]}/")
-        origin = self.headers.get("Origin")
-        if self.command == "POST" and origin is not None:
-            try:
-                same = bool(hosts) and urlsplit(origin).netloc.lower() == hosts[0].strip().lower()
-            except ValueError:
-                same = False
-            if not same:
-                raise Refused(HTTPStatus.FORBIDDEN, "a page of another site may not label here")
 
     def _get(self) -> None:
         path, _, query = self.path.partition("?")
@@ -448,26 +336,6 @@ class _Handler(PageHandler):
         except FmnistEdgeError as exc:  # labels.csv could not be written: the page says so
             raise Refused(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc)) from None
 
-    def _body(self) -> bytes:
-        """A POST's body: a Content-Length is required, at most MAX_BODY, read within SOCKET_SECONDS."""
-        if self.headers.get("Transfer-Encoding"):
-            raise Refused(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, not chunked")
-        lengths = {v.strip() for v in self.headers.get_all("Content-Length") or []}
-        if not lengths:
-            raise Refused(HTTPStatus.LENGTH_REQUIRED, "a POST needs a Content-Length")
-        value = lengths.pop()
-        if lengths or not (value.isascii() and value.isdigit()):
-            raise Refused(HTTPStatus.BAD_REQUEST, f"Content-Length {value[:20]!r} is not one length in bytes")
-        if len(value) > 9 or int(value) > MAX_BODY:
-            raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"a body of at most {MAX_BODY} bytes")
-        try:
-            body = self.rfile.read(int(value))
-        except TimeoutError:
-            raise Refused(HTTPStatus.REQUEST_TIMEOUT, "the body did not come in time") from None
-        if len(body) < int(value):
-            raise Refused(HTTPStatus.BAD_REQUEST, "the body ended before its Content-Length")
-        return body
-
 
 def _part(query: str) -> tuple[int, int | None]:
     """/frames.json?offset=N&limit=M: which frames to send (all, by default)."""
@@ -484,50 +352,9 @@ def _part(query: str) -> tuple[int, int | None]:
     return values[0], values[1]
 
 
-class _Server(QuietHTTPServer):
-    """The labelling page's server: at most MAX_CONNECTIONS at once, a thread each; more are closed at once."""
-
+class _Server(GuardedServer):
     book: LabelBook
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        self.loopback = _is_loopback(self.server_address[0])
-
-    def accepts_host(self, host: str) -> bool:
-        """Whether a Host header names this server. On a loopback address only loopback names do (a site's
-        name pointed at 127.0.0.1 does not); on the network, any name it is reached by."""
-        if not self.loopback:
-            return True
-        try:
-            name = urlsplit("//" + host.strip()).hostname or ""
-        except ValueError:
-            return False
-        return name == "localhost" or name.endswith(".localhost") or _is_loopback(name)
-
-    def process_request(self, request, client_address) -> None:
-        if not self._slots.acquire(blocking=False):
-            log.debug("label page: %d connections already; %s closed", MAX_CONNECTIONS, client_address)
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request, client_address) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    name = "label page"
 
 
 class LabelServer:
