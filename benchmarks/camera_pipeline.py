@@ -8,8 +8,13 @@ per frame), alternating the current preprocessing and the reference one run by r
 same machine, and reports the best and median run of each, with the mean time of each stage per frame.
 The reference run is the same command with the pipeline's preprocess_frame swapped for the reference's.
 
+With --reuse-still, a third row: the current preprocessing behind `camera --reuse-still` (a frame of
+the same scene as the last one preprocessed gets its result), with the share of frames reused. The
+video's camera drifts 2 px a frame, as a hand-held one does; --on-stand writes it without the drift (only
+the sensor noise changes between an item's frames), as a camera on a stand or in a corner sees it.
+
     python benchmarks/camera_pipeline.py [--model PATH] [--frames 600] [--repeats 3] [--container avi|mp4]
-                                         [--no-reference] [--markdown]
+                                         [--no-reference] [--reuse-still] [--on-stand] [--markdown]
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = {"current": "as it is (edge_runtime.camera.preprocess)",
-            "reference": "as it was (benchmarks/reference_preprocess.py)"}
+            "reference": "as it was (benchmarks/reference_preprocess.py)",
+            "reuse": "as it is, camera --reuse-still"}
 
 
 def run_once(video: Path, model: str | None, threads: int, variant: str = "current") -> dict:
     camera = ["camera", "--source", str(video), "--headless", "--json", "--threads", str(threads)]
     camera += ["--model", model] if model else []
-    runner = ["-m", "toolkit.cli"] if variant == "current" else [str(Path(__file__).resolve()), "--as-reference"]
+    camera += ["--reuse-still"] if variant == "reuse" else []
+    runner = ["-m", "toolkit.cli"] if variant != "reference" else [str(Path(__file__).resolve()), "--as-reference"]
     proc = subprocess.run([sys.executable, *runner, *camera], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"camera ({variant}) failed:\n{proc.stderr[-2000:]}")
@@ -59,14 +66,15 @@ def markdown(results: dict[str, dict]) -> str:
     from edge_runtime.report.tables import markdown_table
 
     headers = ["preprocessing", "frames", "runs", "best FPS", "median FPS", "p50 ms", "p99 ms", "decode+wait ms",
-               "preprocess ms", "inference ms", "draw ms", "preprocess / wait"]
+               "preprocess ms", "inference ms", "draw ms", "preprocess / wait", "reused"]
     rows = []
     for variant, result in results.items():
         best, stages = result["best"], result["best"]["stage_ms"]
         rows.append([VARIANTS[variant], best["frames"], len(result["runs"]), f"{best['fps']:.0f}",
                      f"{result['median_fps']:.0f}", f"{best['p50_ms']:.3f}", f"{best['p99_ms']:.3f}",
                      f"{stages['wait']:.3f}", f"{stages['preprocess']:.3f}", f"{stages['inference']:.3f}",
-                     f"{stages['draw']:.3f}", f"{stages['preprocess'] / stages['wait']:.2f}"])
+                     f"{stages['draw']:.3f}", f"{stages['preprocess'] / stages['wait']:.2f}",
+                     f"{best.get('reused', 0) / max(best['frames'], 1):.0%}"])
     return markdown_table(headers, rows, "l" + "r" * (len(headers) - 1))
 
 
@@ -85,15 +93,18 @@ def main() -> int:
     parser.add_argument("--container", choices=("avi", "mp4"), default="avi",
                         help="avi: MJPEG, as USB cameras send; mp4: mp4v")
     parser.add_argument("--no-reference", action="store_true", help="time only the current preprocessing")
+    parser.add_argument("--reuse-still", action="store_true", help="also time camera --reuse-still")
+    parser.add_argument("--on-stand", action="store_true", help="a camera that does not drift (only sensor noise)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     per_item = 10
     images, _ = data.load_split("test", limit=max(1, args.frames // per_item))
     variants = ["current"] if args.no_reference else ["current", "reference"]
+    variants += ["reuse"] if args.reuse_still else []
     runs: dict[str, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="fmnist-edge-camera-") as tmp:
         video = Path(tmp) / f"camera_640x480.{args.container}"
-        write_video(video, images[..., 0], frames_per_item=per_item, size=(480, 640))
+        write_video(video, images[..., 0], frames_per_item=per_item, size=(480, 640), hand_held=not args.on_stand)
         for _ in range(args.repeats):
             for variant in variants:
                 runs[variant].append(run_once(video, args.model, args.threads, variant))

@@ -230,3 +230,55 @@ def test_serve_port_in_use_is_one_clear_error():
             FrameServer(f"127.0.0.1:{first.port}")
     finally:
         first.close()
+
+
+# camera --reuse-still: a frame of the same scene gets the last preprocessed frame's result, nothing else does.
+
+def still_item(test_set, centre=(320, 240), seed=0, size=(480, 640)) -> np.ndarray:
+    from toolkit.synthetic import render_frame
+
+    return render_frame(test_set[0][0, ..., 0], size, 240, centre, seed=seed)[0]
+
+
+def test_a_still_scene_reuses_and_a_changed_one_does_not(test_set):
+    from edge_runtime.camera.preprocess import preprocess_frame
+    from edge_runtime.camera.still import StillOptions, StillScene
+
+    calls = []
+    still = StillScene(lambda image, roi: calls.append(roi) or preprocess_frame(image, roi), StillOptions(max_age=4))
+    first, reused = still(still_item(test_set, seed=0))
+    assert not reused and calls == [None]
+    for seed in range(1, 5):  # the same item, new sensor noise: the same result, not preprocessed again
+        result, reused = still(still_item(test_set, seed=seed))
+        assert reused and result is first
+    assert len(calls) == 1 and still.reused == 4
+    assert not still(still_item(test_set, seed=5))[1]  # max_age: the fifth in a row is preprocessed anyway
+    moved, reused = still(still_item(test_set, centre=(300, 240), seed=6))  # the item moved 20 px
+    assert not reused and moved.box[0] < first.box[0] - 10
+    assert not still(np.full((480, 640, 3), 200, np.uint8))[1]  # the item went away
+    assert not still(np.full((240, 320, 3), 200, np.uint8))[1]  # another frame size
+    assert still(np.full((240, 320, 3), 201, np.uint8))[1]
+    assert len(calls) == 5
+
+
+def test_reuse_still_on_the_command_line(tmp_path, test_set):
+    from conftest import run_cli
+
+    from toolkit.synthetic import write_video
+
+    images, labels = test_set
+    path = tmp_path / "stand.avi"
+    write_video(path, images[:6, ..., 0], frames_per_item=6, hand_held=False)
+    runs = {}
+    for flag in ((), ("--reuse-still",)):
+        lines = [json.loads(line) for line in run_cli("camera", "--source", str(path), "--headless", "--json",
+                                                       *flag).stdout.splitlines()]
+        runs[bool(flag)] = lines[:-1], lines[-1]["summary"]
+    (plain, plain_summary), (reusing, summary) = runs[False], runs[True]
+    assert plain_summary["reused"] == 0 and not any(f["reused"] for f in plain)
+    assert not reusing[0]["reused"] and summary["reused"] == sum(f["reused"] for f in reusing) >= 20  # of 30 possible
+    assert [f["frame"] for f in reusing] == list(range(36))
+    for f in reusing[::6]:  # each item's first frame is a new scene: preprocessed
+        assert not f["reused"]
+    agree = np.mean([a["class_id"] == b["class_id"] for a, b in zip(plain, reusing, strict=True)])
+    assert agree >= 0.9, agree

@@ -75,6 +75,7 @@ def test_metrics_on_serve(video):
         proc.terminate()
         proc.communicate(timeout=30)
     assert metric(later, "fmnist_edge_frame_latency_seconds_count") == metric(later, "fmnist_edge_frames_total")
+    assert metric(later, "fmnist_edge_frames_reused_total") == 0  # without --reuse-still, every frame is preprocessed
     assert 0 < metric(later, "fmnist_edge_fps") < 40  # a watched file plays at its own 30 frames/s
     shown = [metric(later, "fmnist_edge_label", f'{{label="{name}"}}') for name in (*CLASS_NAMES, "unsure")]
     assert sorted(shown) == [0.0] * 10 + [1.0]  # exactly one label is shown

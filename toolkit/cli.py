@@ -463,6 +463,9 @@ def predict(model: str | None, images: tuple[str, ...], roi, as_json: bool) -> N
 @click.option("--mqtt", metavar="HOST:PORT", default=None, callback=_address,
               help="Publish each change of the label to this MQTT broker (needs fmnist-edge[mqtt]).")
 @click.option("--topic", default=None, help="With --mqtt: the topic.  [default: fmnist-edge/label]")
+@click.option("--reuse-still", is_flag=True,
+              help="A frame showing the same scene as the last one preprocessed gets its result (a still camera: "
+                   "most frames cost a comparison, not a preprocessing).")
 @click.option("--collect", type=click.Path(file_okay=False), default=None,
               help="Keep frames in this folder for labelling (fmnist-edge label) and fine-tuning.")
 @click.option("--collect-when", default="unsure", show_default=True,

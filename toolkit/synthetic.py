@@ -45,8 +45,9 @@ def render_frame(item: np.ndarray, frame_size: tuple[int, int] = (480, 640), ite
 
 
 def write_video(path: str | Path, items: np.ndarray, frames_per_item: int = 8, size: tuple[int, int] = (480, 640),
-                fps: float = 30.0, seed: int = 0) -> list[int]:
-    """Write an .mp4 (or .avi) of `items` as a camera sees them; returns each frame's item index."""
+                fps: float = 30.0, seed: int = 0, hand_held: bool = True) -> list[int]:
+    """Write an .mp4 (or .avi) of `items` as a camera sees them; returns each frame's item index. A hand-held
+    camera drifts 2 px a frame across and 1 down; otherwise (a camera on a stand) only the sensor noise changes."""
     h, w = size
     rng = np.random.default_rng(seed)
     writer = AtomicVideoWriter(path, fps, (w, h))
@@ -57,8 +58,8 @@ def write_video(path: str | Path, items: np.ndarray, frames_per_item: int = 8, s
             cx = int(rng.uniform(side / 2 + 10, w - side / 2 - 10))
             cy = int(rng.uniform(side / 2 + 10, h - side / 2 - 10))
             for k in range(frames_per_item):
-                drift = (cx + 2 * k, cy + k)  # a hand-held camera drifts a little
-                frame, _ = render_frame(item, size, side, drift, seed=seed * 100_003 + index * 101 + k)
+                centre = (cx + 2 * k, cy + k) if hand_held else (cx, cy)
+                frame, _ = render_frame(item, size, side, centre, seed=seed * 100_003 + index * 101 + k)
                 writer.write(frame)
                 which.append(index)
     except BaseException:

@@ -58,6 +58,8 @@ class CameraOptions:
     mqtt: str | None = None
     """HOST:PORT of an MQTT broker to publish each change of the shown label to."""
     topic: str = "fmnist-edge/label"
+    reuse_still: bool = False
+    """Give a frame of the same scene as the last one preprocessed that frame's result (camera.still)."""
 
 
 SINKS: tuple[type[Sink], ...] = (WindowSink, RecorderSink, MetricsSink, ServerSink, MqttSink, WatchdogSink)
@@ -144,7 +146,8 @@ def run(opts: CameraOptions, sinks: Sequence[Sink] = (), opener: Callable = open
         for sink in outputs:
             sink.start(stream)
             started.append(sink)
-        step = FrameStep(model, LabelSmoother(model.class_names, opts.smooth_frames, opts.min_score), opts.roi)
+        step = FrameStep(model, LabelSmoother(model.class_names, opts.smooth_frames, opts.min_score), opts.roi,
+                         opts.reuse_still)
         with _sigterm_as_interrupt():
             try:
                 ended_by = _loop(step, source, outputs, opts)

@@ -16,6 +16,7 @@ from edge_runtime.camera.overlay import draw
 from edge_runtime.camera.preprocess import PreparedFrame, preprocess_frame
 from edge_runtime.camera.smoothing import LabelSmoother, SmoothedLabel
 from edge_runtime.camera.sources import Frame
+from edge_runtime.camera.still import StillScene
 from edge_runtime.core.classifier import Classifier
 
 STAGES = ("wait", "preprocess", "inference", "draw")
@@ -41,6 +42,8 @@ class FrameResult:
     """The annotated frame (BGR), when a sink wanted it."""
     inferred_at: float = 0.0
     """clock() when inference and smoothing ended: the draw stage starts there."""
+    reused: bool = False
+    """The preprocessing was the last preprocessed frame's: the scene had not changed (--reuse-still)."""
 
     @property
     def class_id(self) -> int:
@@ -75,29 +78,36 @@ class FrameResult:
                 "smoothed_score": round(self.shown.score, 4), "found": self.found,
                 "box": list(self.prepared.box) if self.found else None,
                 "age_ms": round((clock() - self.frame.captured) * 1e3, 3),
-                "stages_ms": {k: round(v * 1e3, 3) for k, v in self.stages.items()}}
+                "stages_ms": {k: round(v * 1e3, 3) for k, v in self.stages.items()}, "reused": self.reused}
 
 
 class FrameStep:
-    """Turns one captured frame into a FrameResult with the model, the smoother and the region of interest."""
+    """Turns one captured frame into a FrameResult with the model, the smoother and the region of interest;
+    with `reuse_still`, a frame of the same scene as the last one preprocessed gets its result (camera.still)."""
 
-    def __init__(self, model: Classifier, smoother: LabelSmoother, roi: tuple[int, int, int, int] | None = None):
+    def __init__(self, model: Classifier, smoother: LabelSmoother, roi: tuple[int, int, int, int] | None = None,
+                 reuse_still: bool = False):
         self.model = model
         self.smoother = smoother
         self.roi = roi
+        self.still = StillScene(preprocess_frame) if reuse_still else None
         self.frames = 0
         self.started = clock()
 
     def process(self, frame: Frame, waited: float) -> FrameResult:
         t0 = clock()
-        prepared = preprocess_frame(frame.image, self.roi)
+        if self.still is None:
+            prepared, reused = preprocess_frame(frame.image, self.roi), False
+        else:
+            prepared, reused = self.still(frame.image, self.roi)
         t1 = clock()
         probs = self.model.predict(prepared.image[np.newaxis])[0]
         shown = self.smoother.update(probs if prepared.box is not None else None)
         t2 = clock()
         self.frames += 1
         return FrameResult(frame, prepared, probs, shown, fps=self.frames / max(t2 - self.started, 1e-9),
-                           stages={"wait": waited, "preprocess": t1 - t0, "inference": t2 - t1}, inferred_at=t2)
+                           stages={"wait": waited, "preprocess": t1 - t0, "inference": t2 - t1}, inferred_at=t2,
+                           reused=reused)
 
     def annotate(self, result: FrameResult) -> np.ndarray:
         """The frame with the label, score, top-3 bars, the model's input, FPS and latency drawn on a copy

@@ -66,6 +66,8 @@ class MetricsSink(Sink):
         self.registry = CollectorRegistry()
         r = self.registry
         self.frames = Counter("fmnist_edge_frames", "Frames classified", registry=r)
+        self.reused = Counter("fmnist_edge_frames_reused", "Frames given the last preprocessed frame's result: the "
+                              "scene had not changed (--reuse-still)", registry=r)
         self.latency = Histogram("fmnist_edge_frame_latency_seconds", "Preprocessing, inference and drawing of "
                                  "one frame", buckets=LATENCY_BUCKETS, registry=r)
         self.stage = Counter("fmnist_edge_stage_seconds", "Time spent in each stage", ["stage"], registry=r)
@@ -109,6 +111,8 @@ class MetricsSink(Sink):
 
     def consume(self, result: FrameResult) -> None:
         self.frames.inc()
+        if result.reused:
+            self.reused.inc()
         self.latency.observe(result.latency_ms / 1e3)
         for stage, seconds in result.stages.items():
             self.stage.labels(stage).inc(seconds)

@@ -23,6 +23,8 @@ class CameraSummary:
     """Seconds a live source was silent before it was reopened (the last 100 gaps)."""
     stage_ms: dict = field(default_factory=dict)
     """Mean milliseconds per frame of each stage."""
+    reused: int = 0
+    """Frames whose preprocessing was reused (--reuse-still): the scene had not changed."""
     ended_by: str = ""
     quality: dict = field(default_factory=dict)
     """How well it saw (camera.quality.Quality.to_dict): unsure frames by reason, frames per shown label,
@@ -71,6 +73,7 @@ class SummarySink(Sink):
     def __init__(self):
         self.latency = LatencyHistogram()
         self.totals = dict.fromkeys(STAGES, 0.0)
+        self.reused = 0
         self.quality = Quality(None)
 
     def start(self, stream: StreamInfo) -> None:
@@ -79,6 +82,7 @@ class SummarySink(Sink):
     def consume(self, result: FrameResult) -> None:
         self.latency.add(result.latency_ms)
         self.quality.add(result)
+        self.reused += result.reused
         for stage, seconds in result.stages.items():
             self.totals[stage] += seconds
 
@@ -88,5 +92,6 @@ class SummarySink(Sink):
             frames=frames, fps=round(frames / elapsed, 2) if elapsed > 0 else 0.0,
             p50_ms=self.latency.percentile(50), p99_ms=self.latency.percentile(99),
             dropped=dropped, gaps=[round(g, 2) for g in gaps],
-            stage_ms={k: round(v * 1e3 / max(frames, 1), 4) for k, v in self.totals.items()}, ended_by=ended_by,
+            stage_ms={k: round(v * 1e3 / max(frames, 1), 4) for k, v in self.totals.items()}, reused=self.reused,
+            ended_by=ended_by,
             quality=self.quality.to_dict())
