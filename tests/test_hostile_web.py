@@ -97,6 +97,30 @@ def raw(server: LabelServer, data: bytes, then: float = 0.0, half_close: bool = 
     return b"".join(chunks)
 
 
+def slowloris(port: int) -> float:
+    """A request whose header trickles in a byte now and then: seconds until the server cut it (8 at most)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        started = time.monotonic()
+        s.sendall(b"GET / HTTP/1.1\r\n")
+        with contextlib.suppress(OSError):
+            while time.monotonic() - started < 8:
+                s.sendall(b"X")
+                time.sleep(0.2)
+        return time.monotonic() - started
+
+
+def one_too_many(port: int, cap: int, path: str) -> None:
+    """`cap` idle connections, then one more: that one is closed unanswered."""
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(cap)]
+    time.sleep(0.3)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
+        extra.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+        with contextlib.suppress(ConnectionResetError):
+            assert extra.recv(100) == b""
+    for s in idle:
+        s.close()
+
+
 def status_of(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1])
 
@@ -550,14 +574,8 @@ def test_nul_bytes_and_encoded_paths_are_not_found(folder):
 
 def test_a_slow_or_idle_client_is_cut_off(folder, monkeypatch):
     monkeypatch.setattr(web_http, "REQUEST_SECONDS", 1.5)
-    with serving(folder) as server, socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-        started = time.monotonic()
-        s.sendall(b"GET / HTTP/1.1\r\n")
-        with contextlib.suppress(OSError):
-            while time.monotonic() - started < 8:  # a header byte now and then: slowloris
-                s.sendall(b"X")
-                time.sleep(0.2)
-        assert time.monotonic() - started < 4
+    with serving(folder) as server:
+        assert slowloris(server.port) < 4
     monkeypatch.setattr(web_http, "SOCKET_SECONDS", 0.5)
     with serving(folder) as server, socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
         started = time.monotonic()
@@ -567,14 +585,7 @@ def test_a_slow_or_idle_client_is_cut_off(folder, monkeypatch):
 def test_too_many_connections_are_closed_not_queued(folder, monkeypatch):
     monkeypatch.setattr(web_http, "MAX_CONNECTIONS", 3)
     with serving(folder) as server:
-        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(3)]
-        time.sleep(0.3)
-        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
-            extra.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            with contextlib.suppress(ConnectionResetError):
-                assert extra.recv(100) == b""
-        for s in idle:
-            s.close()
+        one_too_many(server.port, 3, "/")
 
         def answered() -> bool:  # until the server has let the closed ones go, a new one may still be cut
             try:
@@ -745,24 +756,11 @@ def test_the_camera_page_refuses_other_sites_and_big_bodies(monkeypatch):
 
 def test_the_camera_page_cuts_slow_clients_and_caps_connections(monkeypatch):
     monkeypatch.setattr(web_http, "REQUEST_SECONDS", 1.5)
-    with camera_page() as (server, _), socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-        started = time.monotonic()
-        s.sendall(b"GET / HTTP/1.1\r\n")
-        with contextlib.suppress(OSError):
-            while time.monotonic() - started < 8:  # a header byte now and then: slowloris
-                s.sendall(b"X")
-                time.sleep(0.2)
-        assert time.monotonic() - started < 4
+    with camera_page() as (server, _):
+        assert slowloris(server.port) < 4
     monkeypatch.setattr(web_http, "MAX_CONNECTIONS", 2)
     with camera_page() as (server, _):
-        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(2)]
-        time.sleep(0.3)
-        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
-            extra.sendall(b"GET /state.json HTTP/1.0\r\n\r\n")
-            with contextlib.suppress(ConnectionResetError):
-                assert extra.recv(100) == b""
-        for s in idle:
-            s.close()
+        one_too_many(server.port, 2, "/state.json")
 
 
 def test_a_stream_outlives_the_request_deadline_but_not_a_viewer_that_stops_reading(monkeypatch):
