@@ -266,7 +266,7 @@ def test_reuse_still_on_the_command_line(tmp_path, test_set):
 
     from toolkit.synthetic import write_video
 
-    images, labels = test_set
+    images, _ = test_set
     path = tmp_path / "stand.avi"
     write_video(path, images[:6, ..., 0], frames_per_item=6, hand_held=False)
     runs = {}

@@ -551,7 +551,7 @@ def test_a_huge_still_image_as_the_camera_source_is_one_line(tmp_path):
     huge = tmp_path / "huge.png"
     huge.write_bytes(png_bytes(20000, 20000))
     line = error_line(run_cli("camera", "--source", str(huge), "--headless", check=False, timeout=60))
-    assert "is a 20000x20000 image, more than" in line and "FMNIST_EDGE_MAX_PIXELS" in line
+    assert "is an image of 20000x20000 pixels, over the limit" in line and "FMNIST_EDGE_MAX_PIXELS" in line
 
 
 def test_predict_says_an_image_is_over_the_limit(tmp_path):

@@ -149,17 +149,16 @@ def open_capture(source: str):
 def _check_image_size(source: str) -> None:
     """A still image given as the source is bounded like a photo (core.image_size): FFmpeg decodes a
     16000x16000 PNG into gigabytes before the first frame."""
-    from edge_runtime.core.image_size import header_size, max_pixels
+    from edge_runtime.core.image_size import header_size, over_limit
 
     try:
         with open(source, "rb") as handle:
             size = header_size(handle.read(1 << 16))
     except (OSError, ValueError):
         return  # not readable or not an image header: OpenCV says what it can
-    if size is not None and size[0] * size[1] > max_pixels():
-        raise SourceError(f"camera source {source!r} is a {size[0]}x{size[1]} image, more than "
-                          f"{max_pixels():,} pixels: give a smaller image or a video (FMNIST_EDGE_MAX_PIXELS moves "
-                          "the limit)")
+    if problem := over_limit(size):
+        raise SourceError(f"camera source {source!r} is an image of {problem}: give a smaller image or a video, "
+                          "or raise the limit")
 
 
 class FileSource:

@@ -39,6 +39,14 @@ def max_pixels() -> int:
     return int(value)
 
 
+def over_limit(size: tuple[int, int] | None) -> str | None:
+    """What is wrong with an image of `size` (a header's), in words every reader's message uses; None within
+    the limit or when the size is not known."""
+    if size is None or size[0] * size[1] <= max_pixels():
+        return None
+    return f"{size[0]}x{size[1]} pixels, over the limit of {max_pixels():,} ({MAX_PIXELS_ENV})"
+
+
 def opencv_limit() -> None:
     """Hand the limit to OpenCV (OPENCV_IO_MAX_IMAGE_PIXELS), for the formats header_size cannot read.
     OpenCV reads it once, when it loads: call this before anything imports cv2. A value the user set wins;

@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from edge_runtime.core.errors import FmnistEdgeError, first_line
-from edge_runtime.core.image_size import BYTES_PER_PIXEL, MAX_PIXELS_ENV, header_size, jpeg_truncated, max_pixels
+from edge_runtime.core.image_size import (BYTES_PER_PIXEL, MAX_PIXELS_ENV, header_size, jpeg_truncated, max_pixels,
+                                          over_limit)
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,8 @@ def decode_file(path: str | Path, flags: int, what: str = "image") -> np.ndarray
         size = header_size(raw)
     except ValueError as exc:
         raise _unreadable(path, what, str(exc)) from None
-    if size is not None and size[0] * size[1] > max_pixels():
-        raise ImageTooLarge(f"{path}: {size[0]}x{size[1]} pixels, over the limit of {max_pixels():,} "
-                            f"({MAX_PIXELS_ENV}); downscale the {what} (the model sees 28x28), or raise the limit")
+    if problem := over_limit(size):
+        raise ImageTooLarge(f"{path}: {problem}; downscale the {what} (the model sees 28x28), or raise the limit")
     if jpeg_truncated(raw):
         raise _unreadable(path, what, "a JPEG cut short: no end marker")
     try:
