@@ -66,14 +66,15 @@ def markdown(results: dict[str, dict]) -> str:
     from edge_runtime.report.tables import markdown_table
 
     headers = ["preprocessing", "frames", "runs", "best FPS", "median FPS", "p50 ms", "p99 ms", "decode+wait ms",
-               "preprocess ms", "inference ms", "draw ms", "preprocess / wait", "reused"]
+               "preprocess ms", "inference ms", "draw ms", "outputs ms", "preprocess / wait", "reused"]
     rows = []
     for variant, result in results.items():
         best, stages = result["best"], result["best"]["stage_ms"]
         rows.append([VARIANTS[variant], best["frames"], len(result["runs"]), f"{best['fps']:.0f}",
                      f"{result['median_fps']:.0f}", f"{best['p50_ms']:.3f}", f"{best['p99_ms']:.3f}",
                      f"{stages['wait']:.3f}", f"{stages['preprocess']:.3f}", f"{stages['inference']:.3f}",
-                     f"{stages['draw']:.3f}", f"{stages['preprocess'] / stages['wait']:.2f}",
+                     f"{stages['draw']:.3f}", f"{stages.get('outputs', 0):.3f}",
+                     f"{stages['preprocess'] / stages['wait']:.2f}",
                      f"{best.get('reused', 0) / max(best['frames'], 1):.0%}"])
     return markdown_table(headers, rows, "l" + "r" * (len(headers) - 1))
 

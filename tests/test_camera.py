@@ -57,7 +57,8 @@ def test_headless_json_classifies_every_frame(video):
     assert summary["frames"] == ITEMS * PER_ITEM and summary["dropped"] == 0
     assert summary["ended_by"] == "end of file" and summary["fps"] > 0
     assert 0 < summary["p50_ms"] <= summary["p99_ms"]
-    assert set(summary["stage_ms"]) == {"wait", "preprocess", "inference", "draw"}
+    assert set(summary["stage_ms"]) == {"wait", "preprocess", "inference", "draw", "outputs"}
+    assert summary["stage_ms"]["outputs"] > 0  # the JSON lines and the summary took each frame
 
 
 def test_max_frames_and_record(video, tmp_path):

@@ -16,7 +16,7 @@ import pytest
 from conftest import wait_until
 
 from edge_runtime.camera import app
-from edge_runtime.camera.quality import MIN_FRAMES, SCORE_BINS, Quality, psi, reference_shares, score_bin
+from edge_runtime.camera.quality import MIN_FRAMES, SCORE_BINS, Quality, _bin_of, psi, reference_shares, score_bin
 from edge_runtime.core.classifier import Classifier, load_model
 
 
@@ -27,6 +27,10 @@ def test_psi_and_bins():
     moved[0] = 1.0
     assert psi(moved, shares) > 1.0  # everything in the lowest bin: a large shift
     assert score_bin(np.array([0.0, 0.29, 0.3, 0.995, 1.0])).tolist() == [0, 0, 1, 9, 9]
+    # the per-frame bin (bisect, no NumPy call) is score_bin's, at the edges, between them, and on float32 scores
+    scores = np.concatenate([np.array(SCORE_BINS), np.nextafter(np.array(SCORE_BINS), 2), np.nextafter(
+        np.array(SCORE_BINS), -1), np.random.default_rng(0).random(2000)]).astype(np.float32)
+    assert [_bin_of(float(s)) for s in scores] == score_bin(scores).tolist()
 
 
 def test_the_bundled_models_reference_looks_like_the_test_set():

@@ -111,8 +111,10 @@ def _loop(step: FrameStep, source, sinks: Sequence[Sink], opts: CameraOptions) -
         for sink in shown:
             sink.consume(result)
         result.finish()
+        t_told = clock()
         for sink in told:
             sink.consume(result)
+        step.outputs_seconds += clock() - t_told
     return "max frames"
 
 
@@ -155,7 +157,7 @@ def run(opts: CameraOptions, sinks: Sequence[Sink] = (), opener: Callable = open
                 ended_by = str(stop)
             except KeyboardInterrupt:
                 ended_by = "interrupted"
-        summary = tally.summary(clock() - step.started, ended_by, source.dropped, source.gaps)
+        summary = tally.summary(clock() - step.started, ended_by, source.dropped, source.gaps, step.outputs_seconds)
         return summary
     finally:
         if source is not None:

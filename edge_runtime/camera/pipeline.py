@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -45,11 +46,11 @@ class FrameResult:
     reused: bool = False
     """The preprocessing was the last preprocessed frame's: the scene had not changed (--reuse-still)."""
 
-    @property
+    @cached_property  # every output asks; the answer never changes
     def class_id(self) -> int:
         return int(self.probs.argmax())
 
-    @property
+    @cached_property
     def score(self) -> float:
         return float(self.probs[self.class_id])
 
@@ -93,6 +94,9 @@ class FrameStep:
         self.still = StillScene(preprocess_frame) if reuse_still else None
         self.frames = 0
         self.started = clock()
+        self.outputs_seconds = 0.0
+        """Seconds the outputs that take a frame after it is shown (JSON lines, /metrics, MQTT, the summary)
+        spent, over the run: the loop adds them up, the summary reports them as the "outputs" stage."""
 
     def process(self, frame: Frame, waited: float) -> FrameResult:
         t0 = clock()

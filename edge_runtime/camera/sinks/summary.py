@@ -22,7 +22,8 @@ class CameraSummary:
     gaps: list[float] = field(default_factory=list)
     """Seconds a live source was silent before it was reopened (the last 100 gaps)."""
     stage_ms: dict = field(default_factory=dict)
-    """Mean milliseconds per frame of each stage."""
+    """Mean milliseconds per frame of each stage (pipeline.STAGES), and "outputs": what the outputs that take
+    a frame after it is shown (JSON lines, /metrics, MQTT, this summary) cost; together, about 1000 / fps."""
     reused: int = 0
     """Frames whose preprocessing was reused (--reuse-still): the scene had not changed."""
     ended_by: str = ""
@@ -86,12 +87,14 @@ class SummarySink(Sink):
         for stage, seconds in result.stages.items():
             self.totals[stage] += seconds
 
-    def summary(self, elapsed: float, ended_by: str, dropped: int, gaps) -> CameraSummary:
+    def summary(self, elapsed: float, ended_by: str, dropped: int, gaps, outputs_seconds: float = 0.0
+                ) -> CameraSummary:
         frames = self.latency.total
+        totals = {**self.totals, "outputs": outputs_seconds}
         return CameraSummary(
             frames=frames, fps=round(frames / elapsed, 2) if elapsed > 0 else 0.0,
             p50_ms=self.latency.percentile(50), p99_ms=self.latency.percentile(99),
             dropped=dropped, gaps=[round(g, 2) for g in gaps],
-            stage_ms={k: round(v * 1e3 / max(frames, 1), 4) for k, v in self.totals.items()}, reused=self.reused,
+            stage_ms={k: round(v * 1e3 / max(frames, 1), 4) for k, v in totals.items()}, reused=self.reused,
             ended_by=ended_by,
             quality=self.quality.to_dict())
