@@ -282,3 +282,28 @@ def test_reuse_still_on_the_command_line(tmp_path, test_set):
         assert not f["reused"]
     agree = np.mean([a["class_id"] == b["class_id"] for a, b in zip(plain, reusing, strict=True)])
     assert agree >= 0.9, agree
+
+
+def test_a_reused_frame_reuses_the_models_answer_too(test_set):
+    from edge_runtime.camera.pipeline import FrameStep
+    from edge_runtime.camera.sources import Frame
+
+    class Counting:
+        class_names = CLASS_NAMES
+        calls = 0
+
+        def predict(self, batch):
+            self.calls += 1
+            return one_hot(int(batch.sum()) % 10)[np.newaxis]
+
+    model = Counting()
+    step = FrameStep(model, LabelSmoother(CLASS_NAMES, frames=3, min_score=0.6), reuse_still=True)
+    frames = [still_item(test_set, seed=s) for s in range(4)] + [still_item(test_set, centre=(280, 240), seed=9)]
+    results = [step.process(Frame(image, i, 0.0), waited=0.0) for i, image in enumerate(frames)]
+    assert [r.reused for r in results] == [False, True, True, True, False]
+    assert model.calls == 2  # the first frame and the moved item; the three reused frames not
+    assert all(r.probs is results[0].probs for r in results[1:4])
+    plain = FrameStep(model, LabelSmoother(CLASS_NAMES, frames=3, min_score=0.6))
+    for i, image in enumerate(frames):
+        plain.process(Frame(image, i, 0.0), waited=0.0)
+    assert model.calls == 7  # without --reuse-still, every frame

@@ -12,6 +12,9 @@ reuses that frame's result while the two are the same scene:
   seen within that;
 - the same frame size.
 
+The camera's per-frame step (camera.pipeline.FrameStep) then also gives the model's answer to that result
+again instead of running the model on the same input.
+
 The comparison is always with the frame that was preprocessed, not the previous one, so a slow drift
 adds up and is seen. What it costs: on a hand-held camera (the benchmark's video drifts 2 px a frame)
 about a quarter of the frames are reused and the model's answer differs from a fresh preprocessing on
