@@ -73,10 +73,11 @@ class StillScene:
 
     def __call__(self, image: np.ndarray, roi: tuple[int, int, int, int] | None = None) -> tuple[PreparedFrame, bool]:
         """(the frame's result, whether it was reused)."""
-        now = sample(image, self.opts.sample_side) if isinstance(image, np.ndarray) and image.size else None
+        comparable = (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.size and image.ndim in (2, 3)
+                      and (image.ndim == 2 or image.shape[2] in (1, 3, 4)))
+        now = sample(image, self.opts.sample_side) if comparable else None  # else preprocessing says what is wrong
         if (now is not None and self._sample is not None and self._result is not None and self._age < self.opts.max_age
-                and image.shape == self._shape and now.dtype == np.uint8
-                and changed_share(now, self._sample, self.opts.level) < self.opts.share):
+                and image.shape == self._shape and changed_share(now, self._sample, self.opts.level) < self.opts.share):
             self._age += 1
             self.reused += 1
             return self._result, True
