@@ -258,10 +258,10 @@ def test_a_still_scene_reuses_and_a_changed_one_does_not(test_set):
     assert not still(np.full((480, 640, 3), 200, np.uint8))[1]  # the item went away
     assert not still(np.full((240, 320, 3), 200, np.uint8))[1]  # another frame size
     assert still(np.full((240, 320, 3), 201, np.uint8))[1]
+    assert len(calls) == 5
     for bad in (np.zeros((4, 4), bool), np.zeros((4, 4, 2), np.uint8), np.zeros((0, 3), np.uint8)):
         with pytest.raises(FmnistEdgeError, match="a frame must be"):  # the preprocessing's line, not OpenCV's
             still(bad)
-    assert len(calls) == 5
 
 
 def test_reuse_still_on_the_command_line(tmp_path, test_set):
