@@ -310,3 +310,113 @@ def test_a_reused_frame_reuses_the_models_answer_too(test_set):
     for i, image in enumerate(frames):
         plain.process(Frame(image, i, 0.0), waited=0.0)
     assert model.calls == 7  # without --reuse-still, every frame
+
+
+# --capture-size: a camera is asked for smaller frames (cheaper to decode and preprocess); files refuse it.
+
+@pytest.mark.parametrize(("value", "expected"), [("320x240", (320, 240)), ("640X480", (640, 480)),
+                                                 (" 16x4096 ", (16, 4096))])
+def test_capture_size_is_parsed(value, expected):
+    from edge_runtime.camera.sources import parse_size
+
+    assert parse_size(value) == expected
+
+
+@pytest.mark.parametrize("value", ["320", "320x", "x240", "320x240x3", "-320x240", "320.0x240", "15x240", "320x4097",
+                                   "٣٢٠x240", ""])
+def test_a_bad_capture_size_is_one_line(value):
+    from edge_runtime.camera.sources import parse_size
+
+    with pytest.raises(ValueError, match=r"WIDTHxHEIGHT|pixels"):
+        parse_size(value)
+
+
+class FakeCamera:
+    """cv2.VideoCapture of a camera that has only the sizes it has."""
+
+    modes = ((640, 480), (320, 240))
+
+    def __init__(self, index):
+        self.size, self.asked = (640, 480), {}
+
+    def isOpened(self):
+        return True
+
+    def set(self, prop, value):
+        self.asked[prop] = value
+        want = (self.asked.get(cv2.CAP_PROP_FRAME_WIDTH, self.size[0]), self.asked.get(cv2.CAP_PROP_FRAME_HEIGHT,
+                                                                                        self.size[1]))
+        self.size = min(self.modes, key=lambda m: abs(m[0] - want[0]) + abs(m[1] - want[1]))
+        return True
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_WIDTH: self.size[0], cv2.CAP_PROP_FRAME_HEIGHT: self.size[1]}.get(prop, 0.0)
+
+    def release(self):
+        pass
+
+
+def test_a_camera_is_asked_for_the_capture_size(monkeypatch, caplog):
+    from edge_runtime.camera import sources
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", FakeCamera)
+    capture = open_capture("0", size=(320, 240))
+    assert capture.asked == {cv2.CAP_PROP_FRAME_WIDTH: 320, cv2.CAP_PROP_FRAME_HEIGHT: 240}
+    assert capture.size == (320, 240) and "not the" not in caplog.text
+    assert open_capture("0").asked == {}  # no size: the camera's own
+    capture = open_capture("0", size=(300, 200))  # a size it does not have: the nearest, and it says so
+    assert capture.size == (320, 240) and "gives 320x240 frames, not the 300x200 asked for" in caplog.text
+    with pytest.raises(SourceError, match="--capture-size is for a camera"):
+        open_capture("clip.mp4", size=(320, 240))
+
+
+def test_the_pi_camera_is_configured_with_the_capture_size(monkeypatch):
+    import sys
+    import types
+
+    configured = []
+
+    class Picamera2:
+        def create_video_configuration(self, main):
+            configured.append(main["size"])
+            return main
+
+        def configure(self, config):
+            pass
+
+        def start(self):
+            pass
+
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=Picamera2))
+    open_capture("picamera", size=(320, 240))
+    open_capture("picamera")
+    assert configured == [(320, 240), (640, 480)]
+
+
+def test_capture_size_on_the_command_line(tmp_path):
+    from conftest import run_cli
+
+    proc = run_cli("camera", "--source", str(tmp_path / "clip.mp4"), "--capture-size", "320x240", "--headless",
+                   check=False)
+    assert proc.returncode == 2 and "--capture-size is for a camera" in proc.stderr
+    proc = run_cli("camera", "--source", "0", "--capture-size", "320", "--headless", check=False)
+    assert proc.returncode == 2 and "WIDTHxHEIGHT" in proc.stderr
+    unit = run_cli("camera", "--source", "0", "--capture-size", "320X240", "--headless", "--systemd-unit").stdout
+    assert "--capture-size 320x240" in unit
+
+
+def test_the_capture_size_reaches_the_opener(tmp_path, test_set):
+    from edge_runtime.camera.app import CameraOptions, run
+
+    from toolkit.synthetic import write_video
+
+    path = tmp_path / "v.avi"
+    write_video(path, test_set[0][:2, ..., 0], frames_per_item=2, size=(240, 320))
+    asked = []
+
+    def opener(source, size=None):
+        asked.append(size)
+        return cv2.VideoCapture(source)
+
+    summary = run(CameraOptions(source=str(path), headless=True, capture_size=(320, 240)), opener=opener)
+    assert asked == [(320, 240)] and summary.frames == 4

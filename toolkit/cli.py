@@ -409,6 +409,17 @@ def _run_export(model: str, out_dir: Path, targets: list, calib_samples: int, ke
         raise error
 
 
+def _capture_size(ctx, param, value: str | None):
+    if value is None:
+        return None
+    from edge_runtime.camera.sources import parse_size
+
+    try:
+        return "x".join(map(str, parse_size(value)))  # as text, so --systemd-unit writes it as it was given
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _roi(ctx, param, value: str | None):
     if value is None:
         return None
@@ -463,6 +474,9 @@ def predict(model: str | None, images: tuple[str, ...], roi, as_json: bool) -> N
 @click.option("--mqtt", metavar="HOST:PORT", default=None, callback=_address,
               help="Publish each change of the label to this MQTT broker (needs fmnist-edge[mqtt]).")
 @click.option("--topic", default=None, help="With --mqtt: the topic.  [default: fmnist-edge/label]")
+@click.option("--capture-size", metavar="WxH", callback=_capture_size, default=None,
+              help="Ask the camera (an index or picamera) for frames of this size, e.g. 320x240: a smaller capture "
+                   "costs less to decode and preprocess.")
 @click.option("--reuse-still", is_flag=True,
               help="A frame showing the same scene as the last one preprocessed gets its result (a still camera: "
                    "most frames cost a comparison, not a preprocessing).")
@@ -480,6 +494,12 @@ def camera(as_json: bool, unit: bool, **options) -> None:
     """Classify camera frames in real time: a window, --headless, --serve to a browser, --record."""
     if options["topic"] is not None and options["mqtt"] is None:
         raise click.UsageError("--topic is for --mqtt HOST:PORT; give both, or neither")
+    if options["capture_size"] is not None:
+        from edge_runtime.camera.sources import PICAMERA, kind_of
+
+        if kind_of(options["source"]) not in ("index", PICAMERA):
+            raise click.UsageError(f"--capture-size is for a camera (--source 0, 1, ... or {PICAMERA}); a file's or "
+                                   "a stream's frames are the size they are")
     collect_flags = {"collect_when", "collect_max", "collect_interval"}
     ctx = click.get_current_context()
     if options["collect"] is None and any(ctx.get_parameter_source(f).name != "DEFAULT" for f in collect_flags):
@@ -493,6 +513,7 @@ def camera(as_json: bool, unit: bool, **options) -> None:
         return
     from edge_runtime.camera.app import CameraOptions, run
     from edge_runtime.camera.sinks.lines import JsonLinesSink, LabelChangesSink
+    from edge_runtime.camera.sources import parse_size
 
     sinks = [(JsonLinesSink if as_json else LabelChangesSink)(click.echo)]
     collect = {k: options.pop(k) for k in ("collect", *collect_flags)}
@@ -501,6 +522,8 @@ def camera(as_json: bool, unit: bool, **options) -> None:
 
         sinks.insert(0, CollectorSink(collect["collect"], collect["collect_when"], collect["collect_max"],
                                       collect["collect_interval"], options["min_score"]))
+    if options["capture_size"] is not None:
+        options["capture_size"] = parse_size(options["capture_size"])
     summary = run(CameraOptions(**options), sinks)
     click.echo(json.dumps({"summary": summary.to_dict()}) if as_json else summary.format_text())
 

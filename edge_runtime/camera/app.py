@@ -60,6 +60,8 @@ class CameraOptions:
     topic: str = "fmnist-edge/label"
     reuse_still: bool = False
     """Give a frame of the same scene as the last one preprocessed that frame's result (camera.still)."""
+    capture_size: tuple[int, int] | None = None
+    """(width, height) to ask the camera for (an index or picamera); None: its default."""
 
 
 SINKS: tuple[type[Sink], ...] = (WindowSink, RecorderSink, MetricsSink, ServerSink, MqttSink, WatchdogSink)
@@ -142,7 +144,8 @@ def run(opts: CameraOptions, sinks: Sequence[Sink] = (), opener: Callable = open
     started: list[Sink] = []
     summary, source = None, None
     try:
-        source = open_source(opts.source, opener)
+        size = opts.capture_size
+        source = open_source(opts.source, opener if size is None else lambda src: opener(src, size=size))
         stream = StreamInfo(opts.source, source.fps, source.live, model.class_names, source,
                             score_reference=reference_shares(model))
         for sink in outputs:

@@ -30,6 +30,8 @@ if "OPENCV_LOG_LEVEL" not in os.environ:
 
 PICAMERA = "picamera"
 MAX_GAPS = 100
+CAPTURE_SIZES = (16, 4096)
+"""The smallest and largest width or height `--capture-size` takes."""
 
 
 @dataclass
@@ -121,16 +123,22 @@ def _opened(factory: Callable[[], object]):
     return box["capture"]
 
 
-def open_capture(source: str):
-    """An opened capture for `source`, or a SourceError naming the source and what to try."""
+def open_capture(source: str, size: tuple[int, int] | None = None):
+    """An opened capture for `source`, or a SourceError naming the source and what to try. `size` (width,
+    height) asks a camera (an index or picamera) for frames of that size (`--capture-size`)."""
     kind = kind_of(source)
+    if size is not None and kind not in ("index", PICAMERA):
+        raise SourceError(f"--capture-size is for a camera (an index or {PICAMERA}); the frames of {source!r} "
+                          "are the size they are")
     if kind == "picamera":
-        return _Picamera2Capture()
+        return _Picamera2Capture(size or (640, 480))
     if kind == "index":
         if int(source) > MAX_INDEX:
             raise SourceError(f"camera index {source} is out of range: give 0 to {MAX_INDEX} (`ls /dev/video*` "
                               "lists the cameras), a video file or a stream URL")
         capture = _opened(lambda: cv2.VideoCapture(int(source)))
+        if size is not None and capture.isOpened():
+            _ask_size(capture, source, size)
         hint = "check `ls /dev/video*`, that no other program holds the camera, or try another index"
     elif kind == "file":
         _check_image_size(source)
@@ -144,6 +152,27 @@ def open_capture(source: str):
         capture.release()
         raise SourceError(f"cannot open camera source {source!r}: {hint}")
     return capture
+
+
+def _ask_size(capture, source: str, size: tuple[int, int]) -> None:
+    """Ask a V4L2 camera for frames of `size`; a camera picks the nearest mode it has, and says which."""
+    capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+    capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+    got = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    if got != tuple(size):
+        log.warning("camera %s gives %dx%d frames, not the %dx%d asked for (the nearest size it has)",
+                    source, *got, *size)
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    """WIDTHxHEIGHT in pixels (`--capture-size 320x240`); a ValueError line says what is wrong."""
+    width, sep, height = value.strip().lower().partition("x")
+    if not (sep and width.isascii() and width.isdigit() and height.isascii() and height.isdigit()):
+        raise ValueError(f"{value!r} is not WIDTHxHEIGHT, e.g. 320x240")
+    low, high = CAPTURE_SIZES
+    if not (low <= int(width) <= high and low <= int(height) <= high):
+        raise ValueError(f"{value}: width and height must each be {low} to {high} pixels")
+    return int(width), int(height)
 
 
 def _check_image_size(source: str) -> None:
