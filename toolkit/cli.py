@@ -495,11 +495,12 @@ def camera(as_json: bool, unit: bool, **options) -> None:
     if options["topic"] is not None and options["mqtt"] is None:
         raise click.UsageError("--topic is for --mqtt HOST:PORT; give both, or neither")
     if options["capture_size"] is not None:
-        from edge_runtime.camera.sources import PICAMERA, kind_of
+        from edge_runtime.camera.sources import check_capture_size
 
-        if kind_of(options["source"]) not in ("index", PICAMERA):
-            raise click.UsageError(f"--capture-size is for a camera (--source 0, 1, ... or {PICAMERA}); a file's or "
-                                   "a stream's frames are the size they are")
+        try:
+            check_capture_size(options["source"])
+        except FmnistEdgeError as exc:  # a usage error (exit 2), found before anything opens
+            raise click.UsageError(str(exc)) from None
     collect_flags = {"collect_when", "collect_max", "collect_interval"}
     ctx = click.get_current_context()
     if options["collect"] is None and any(ctx.get_parameter_source(f).name != "DEFAULT" for f in collect_flags):

@@ -127,9 +127,8 @@ def open_capture(source: str, size: tuple[int, int] | None = None):
     """An opened capture for `source`, or a SourceError naming the source and what to try. `size` (width,
     height) asks a camera (an index or picamera) for frames of that size (`--capture-size`)."""
     kind = kind_of(source)
-    if size is not None and kind not in ("index", PICAMERA):
-        raise SourceError(f"--capture-size is for a camera (an index or {PICAMERA}); the frames of {source!r} "
-                          "are the size they are")
+    if size is not None:
+        check_capture_size(source)
     if kind == "picamera":
         return _Picamera2Capture(size or (640, 480))
     if kind == "index":
@@ -162,6 +161,13 @@ def _ask_size(capture, source: str, size: tuple[int, int]) -> None:
     if got != tuple(size):
         log.warning("camera %s gives %dx%d frames, not the %dx%d asked for (the nearest size it has)",
                     source, *got, *size)
+
+
+def check_capture_size(source: str) -> None:
+    """`--capture-size` is for a camera (an index or picamera): for anything else, a SourceError line."""
+    if kind_of(source) not in ("index", PICAMERA):
+        raise SourceError(f"--capture-size is for a camera (--source 0, 1, ... or {PICAMERA}); the frames of "
+                          f"{source!r}, a file or a stream, are the size they are")
 
 
 def parse_size(value: str) -> tuple[int, int]:

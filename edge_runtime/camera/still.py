@@ -68,8 +68,6 @@ class StillScene:
         self._shape: tuple[int, ...] = ()
         self._result: PreparedFrame | None = None
         self._age = 0
-        self.reused = 0
-        """Frames given a reused result so far."""
 
     def __call__(self, image: np.ndarray, roi: tuple[int, int, int, int] | None = None) -> tuple[PreparedFrame, bool]:
         """(the frame's result, whether it was reused)."""
@@ -79,7 +77,6 @@ class StillScene:
         if (now is not None and self._sample is not None and self._result is not None and self._age < self.opts.max_age
                 and image.shape == self._shape and changed_share(now, self._sample, self.opts.level) < self.opts.share):
             self._age += 1
-            self.reused += 1
             return self._result, True
         result = self.prepare(image, roi)
         self._sample, self._shape, self._result, self._age = now, getattr(image, "shape", ()), result, 0
