@@ -201,3 +201,26 @@ def test_quality_counts_and_drift(golden):
     assert summary["unsure_frames"] == {"no_item": MIN_FRAMES, "low_score": MIN_FRAMES}
     assert summary["label_frames"] == {"Dress": MIN_FRAMES, UNSURE: 2 * MIN_FRAMES}
     assert summary["drift"] > 0.25  # half the recent scores fell to 0.45: a large shift
+
+
+def test_drift_looks_at_the_last_window_of_scores_only():
+    from edge_runtime.camera.pipeline import FrameResult
+    from edge_runtime.camera.preprocess import PreparedFrame
+    from edge_runtime.camera.smoothing import SmoothedLabel
+    from edge_runtime.camera.sources import Frame
+
+    rng = np.random.default_rng(7)
+    reference = rng.dirichlet(np.ones(len(SCORE_BINS) - 1))
+    window = MIN_FRAMES + 20
+    quality = Quality(reference, window=window)
+    scores = np.concatenate([rng.uniform(0.1, 0.5, 2 * window), rng.uniform(0.9, 1.0, window // 2)])
+    for i, score in enumerate(scores):
+        probs = np.full(10, (1 - score) / 9, np.float32)
+        probs[i % 10] = score
+        quality.add(FrameResult(Frame(np.zeros((4, 4, 3), np.uint8), i, 0.0),
+                                PreparedFrame(np.zeros((28, 28, 1), np.uint8), (0, 0, 1, 1), 0.5), probs,
+                                SmoothedLabel("Dress", 3, 0.9, probs), fps=30.0))
+    last = scores[-window:].astype(np.float32)  # each frame's top score, as its probabilities hold it
+    shares = np.bincount(score_bin(last), minlength=len(SCORE_BINS) - 1) / window
+    assert quality.drift() == round(psi(shares, reference), 4)
+    assert sum(quality.recent_counts) == window and quality.with_item == len(scores)

@@ -303,14 +303,17 @@ def test_mqtt_status_topic_says_how_well_it_sees(tmp_path, monkeypatch):
     broker.start()
     listener = Listener(broker.port, "t/status")
     sink = mqtt_sink.MqttSink(f"127.0.0.1:{broker.port}", "t")
-    sink.start(StreamInfo("fake", 30.0, True, CLASS_NAMES))
+    stream = StreamInfo("fake", 30.0, True, CLASS_NAMES)
+    sink.start(stream)
     try:
         wait_for(sink._connected.is_set)
         probs = np.eye(10, dtype=np.float32)[3]
         for i in range(5):
-            sink.consume(FrameResult(Frame(np.zeros((4, 4, 3), np.uint8), i, 0.0),
-                                     PreparedFrame(np.zeros((28, 28, 1), np.uint8), (0, 0, 1, 1), 0.5), probs,
-                                     SmoothedLabel("Dress", 3, 1.0, probs), fps=30.0))
+            result = FrameResult(Frame(np.zeros((4, 4, 3), np.uint8), i, 0.0),
+                                 PreparedFrame(np.zeros((28, 28, 1), np.uint8), (0, 0, 1, 1), 0.5), probs,
+                                 SmoothedLabel("Dress", 3, 1.0, probs), fps=30.0)
+            stream.quality.add(result)  # as the camera's loop does before the sink is told
+            sink.consume(result)
         wait_for(lambda: listener.messages)
     finally:
         sink.stop(None)

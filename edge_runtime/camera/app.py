@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from edge_runtime.camera.pipeline import FrameStep, clock
-from edge_runtime.camera.quality import reference_shares
+from edge_runtime.camera.quality import Quality, reference_shares
 from edge_runtime.camera.sinks.base import Sink, StopCamera, StreamInfo
 from edge_runtime.camera.sinks.metrics import MetricsSink
 from edge_runtime.camera.sinks.mqtt import MqttSink
@@ -91,8 +91,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _loop(step: FrameStep, source, sinks: Sequence[Sink], opts: CameraOptions) -> str:
-    """Classify frames until the source or `max_frames` ends the run; returns why it ended."""
+def _loop(step: FrameStep, source, sinks: Sequence[Sink], quality: Quality, opts: CameraOptions) -> str:
+    """Classify frames until the source or `max_frames` ends the run; returns why it ended. Each frame is
+    added to the run's quality tally once, before the sinks told of it (the ones that report it) see it."""
     shown = [s for s in sinks if s.needs_picture]  # they run inside the frame's timed draw stage
     told = [s for s in sinks if not s.needs_picture]  # they get the frame with its timing complete
     paced = not source.live and source.fps > 0 and any(s.paces for s in sinks)
@@ -114,6 +115,7 @@ def _loop(step: FrameStep, source, sinks: Sequence[Sink], opts: CameraOptions) -
             sink.consume(result)
         result.finish()
         t_told = clock()
+        quality.add(result)  # timed with the outputs: the summary, /metrics and MQTT report it
         for sink in told:
             sink.consume(result)
         step.outputs_seconds += clock() - t_told
@@ -147,7 +149,7 @@ def run(opts: CameraOptions, sinks: Sequence[Sink] = (), opener: Callable = open
         size = opts.capture_size
         source = open_source(opts.source, opener if size is None else lambda src: opener(src, size=size))
         stream = StreamInfo(opts.source, source.fps, source.live, model.class_names, source,
-                            score_reference=reference_shares(model))
+                            quality=Quality(reference_shares(model)))
         for sink in outputs:
             sink.start(stream)
             started.append(sink)
@@ -155,7 +157,7 @@ def run(opts: CameraOptions, sinks: Sequence[Sink] = (), opener: Callable = open
                          opts.reuse_still)
         with _sigterm_as_interrupt():
             try:
-                ended_by = _loop(step, source, outputs, opts)
+                ended_by = _loop(step, source, outputs, stream.quality, opts)
             except StopCamera as stop:
                 ended_by = str(stop)
             except KeyboardInterrupt:

@@ -73,12 +73,24 @@ def psi(recent: np.ndarray, reference: np.ndarray) -> float:
     return float(np.sum((p - q) * np.log(p / q)))
 
 
+def unsure_reason(result: FrameResult) -> str | None:
+    """Why a frame is shown as unsure: "no_item" (nothing found in it) or "low_score" (an item whose smoothed
+    score is below --min-score); None when it is not shown as unsure."""
+    if result.shown.label != UNSURE:
+        return None
+    return "low_score" if result.found else "no_item"
+
+
 class Quality:
-    """Counts of one run's answers in constant memory, and the drift of its recent scores."""
+    """Counts of one run's answers in constant memory, and the drift of its recent scores. One per run: the
+    camera's loop adds each frame once (camera.app), and every output that reports it (the summary,
+    /metrics and /healthz, MQTT's status) reads the same one (StreamInfo.quality)."""
 
     def __init__(self, reference: np.ndarray | None, window: int = WINDOW):
         self.reference = reference
         self.recent: deque[int] = deque(maxlen=window)
+        self.recent_counts = [0] * (len(SCORE_BINS) - 1)
+        """Frames per score bin among `recent`, kept as frames come and go (drift reads it, not the deque)."""
         self.unsure = {"no_item": 0, "low_score": 0}
         self.labels: Counter[str] = Counter()
         self.frames = self.with_item = 0
@@ -87,12 +99,15 @@ class Quality:
     def add(self, result: FrameResult) -> None:
         self.frames += 1
         self.labels[result.shown.label] += 1
+        if (reason := unsure_reason(result)) is not None:
+            self.unsure[reason] += 1
         if not result.found:
-            self.unsure["no_item"] += result.shown.label == UNSURE
             return
-        if result.shown.label == UNSURE:
-            self.unsure["low_score"] += 1
-        self.recent.append(_bin_of(result.score))
+        score_bin_ = _bin_of(result.score)
+        if len(self.recent) == self.recent.maxlen:  # the oldest leaves the window
+            self.recent_counts[self.recent[0]] -= 1
+        self.recent.append(score_bin_)
+        self.recent_counts[score_bin_] += 1
         self.with_item += 1
         self.score_total += result.score
 
@@ -100,7 +115,7 @@ class Quality:
         """PSI of the last WINDOW scores against the reference; None before MIN_FRAMES or without one."""
         if self.reference is None or len(self.recent) < MIN_FRAMES:
             return None
-        counts = np.bincount(np.fromiter(self.recent, np.int64), minlength=len(SCORE_BINS) - 1)
+        counts = np.array(self.recent_counts, np.float64)
         return round(psi(counts / counts.sum(), self.reference), 4)
 
     def to_dict(self) -> dict:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge_runtime.camera.pipeline import FrameResult
+from edge_runtime.camera.quality import Quality
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,10 @@ class StreamInfo:
     """The source, for its running counters (`dropped`, `gap_count`); read them, never call it."""
     outlets: Outlets = field(default_factory=Outlets)
     """Where sinks offer routes and state to the others (see the module's docstring)."""
-    score_reference: object | None = None
-    """The model's reference top-score shares (camera.quality.reference_shares), for the drift figure."""
+    quality: Quality = field(default_factory=lambda: Quality(None))
+    """The run's one tally of how well it sees (camera.quality), with the model's reference scores for the
+    drift figure. The loop adds every frame to it before the sinks that do not draw get the frame; sinks
+    only read it."""
 
 
 class Sink:

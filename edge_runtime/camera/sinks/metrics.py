@@ -13,14 +13,15 @@ stopped delivering, a camera in a gap, or an inference that hangs.
 
 from __future__ import annotations
 
+import json
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from edge_runtime._version import __version__
-import json
 
 from edge_runtime.camera.pipeline import STAGES, FrameResult, clock
-from edge_runtime.camera.quality import SCORE_BINS, Quality
+from edge_runtime.camera.quality import SCORE_BINS, Quality, unsure_reason
 from edge_runtime.camera.sinks.base import Reply, Sink, StreamInfo
 from edge_runtime.camera.smoothing import UNSURE
 
@@ -85,6 +86,7 @@ class MetricsSink(Sink):
                            "the model's reference answers (NaN until 100 frames with an item)", registry=r)
         self.drift.set(float("nan"))
         self.quality = Quality(None)
+        """The run's tally (StreamInfo.quality), read, never added to; an empty one until start."""
         self._shown: str | None = None
         self._last_frame: float | None = None
         self._fps = 0.0
@@ -96,7 +98,7 @@ class MetricsSink(Sink):
     def start(self, stream: StreamInfo) -> None:
         stream.outlets.route("GET", "/metrics", lambda: Reply(self.exposition(), CONTENT_TYPE))
         stream.outlets.route("GET", "/healthz", self.health)
-        self.quality = Quality(stream.score_reference)
+        self.quality = stream.quality
         for reason in self.quality.unsure:
             self.unsure.labels(reason)
         self.info.info({"version": __version__, "source": stream.source})
@@ -129,11 +131,8 @@ class MetricsSink(Sink):
         self._last_frame, self._fps = clock(), result.fps
 
     def _quality(self, result: FrameResult) -> None:
-        before = dict(self.quality.unsure)
-        self.quality.add(result)
-        for reason, count in self.quality.unsure.items():
-            if count > before[reason]:
-                self.unsure.labels(reason).inc()
+        if (reason := unsure_reason(result)) is not None:
+            self.unsure.labels(reason).inc()
         self.label_frames.labels(result.shown.label).inc()
         if result.found:
             self.top_score.observe(result.score)

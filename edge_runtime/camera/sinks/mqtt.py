@@ -65,6 +65,7 @@ class MqttSink(Sink):
         self._unreachable_said = False
         self._source = ""
         self.quality = Quality(None)
+        """The run's tally (StreamInfo.quality), read, never added to; an empty one until start."""
         self._status_at = 0.0
 
     @classmethod
@@ -74,7 +75,7 @@ class MqttSink(Sink):
     def start(self, stream: StreamInfo) -> None:
         mqtt = self._mqtt
         self._source = stream.source
-        self.quality = Quality(stream.score_reference)
+        self.quality = stream.quality
         self._status_at = time.monotonic()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"fmnist-edge-{socket.gethostname()}-{os.getpid()}")
@@ -136,7 +137,6 @@ class MqttSink(Sink):
                                                1 if self._connected.is_set() else 0)}
 
     def consume(self, result: FrameResult) -> None:
-        self.quality.add(result)
         if time.monotonic() - self._status_at >= STATUS_EVERY:
             self._publish_status(result.fps)
         label = result.shown.label

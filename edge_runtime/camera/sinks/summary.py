@@ -76,13 +76,13 @@ class SummarySink(Sink):
         self.totals = dict.fromkeys(STAGES, 0.0)
         self.reused = 0
         self.quality = Quality(None)
+        """The run's tally (StreamInfo.quality), read, never added to; an empty one until start."""
 
     def start(self, stream: StreamInfo) -> None:
-        self.quality = Quality(stream.score_reference)
+        self.quality = stream.quality
 
     def consume(self, result: FrameResult) -> None:
         self.latency.add(result.latency_ms)
-        self.quality.add(result)
         self.reused += result.reused
         for stage, seconds in result.stages.items():
             self.totals[stage] += seconds
