@@ -171,12 +171,16 @@ def test_serve_page_stream_and_clean_ctrl_c(served):
     while state_frame(base) <= first and time.time() < deadline:
         time.sleep(0.05)
     assert state_frame(base) > first  # frames keep coming
+    quality = json.loads(fetch(base + "/state.json")[1])["quality"]  # how well it sees, read from the run's tally
+    assert quality["frames"] > first and 0 < quality["mean_score"] <= 1
     proc.send_signal(signal.SIGINT)  # Ctrl-C
     interrupted = time.time()
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     summary = json.loads(out.splitlines()[-1])["summary"]
     assert summary["ended_by"] == "interrupted" and 0 < summary["frames"] < 600
+    assert quality["frames"] <= summary["frames"]
+    assert all(quality["unsure_frames"][k] <= n for k, n in summary["quality"]["unsure_frames"].items())
     # Paced at the video's 30 frames/s because somebody watched: frame i is not classified before i/30 s
     # after the start, so however slow the machine, no more frames than the time allowed.
     assert summary["frames"] <= 30 * (interrupted - started) + 2  # +1 for a frame finishing as the signal lands
@@ -206,6 +210,8 @@ def test_serve_page_renders_in_chromium(served, tmp_path):
     dom = chromium("--dump-dom", base + "/", tmp=tmp_path).stdout
     label = re.search(r'<span id="label"[^>]*>([^<]*)</span>', dom).group(1)
     assert label in (*CLASS_NAMES, "unsure")  # the page's script replaced "waiting for frames"
+    quality = re.search(r'<span id="quality"[^>]*>([^<]*)</span>', dom).group(1)
+    assert re.fullmatch(r"unsure \d+% · mean score (\d\.\d\d|–) · drift (\d+\.\d\d|–)", quality), quality
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0 and json.loads(out.splitlines()[-1])["summary"]["ended_by"] == "interrupted"

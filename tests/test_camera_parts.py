@@ -422,3 +422,16 @@ def test_the_capture_size_reaches_the_opener(tmp_path, test_set):
 
     summary = run(CameraOptions(source=str(path), headless=True, capture_size=(320, 240)), opener=opener)
     assert asked == [(320, 240)] and summary.frames == 4
+
+
+def test_frame_server_asks_for_extra_state_when_the_page_asks():
+    asked = []
+    server = FrameServer("127.0.0.1:0", extra_state=lambda: asked.append(1) or {"collected": len(asked)})
+    try:
+        for i in range(5):
+            server.publish(None, {"label": "Bag", "score": 0.9, "frame": i, "fps": 30.0, "latency_ms": 1.0})
+        assert not asked  # a frame published costs nothing more
+        state = json.loads(fetch(f"http://127.0.0.1:{server.port}/state.json")[2])
+        assert state["frame"] == 4 and state["collected"] == 1
+    finally:
+        server.close()

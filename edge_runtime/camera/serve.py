@@ -32,10 +32,13 @@ BOUNDARY = "fmnist-edge-frame"
 class FrameServer:
     """Holds the newest annotated frame and state; HTTP handler threads wait on it."""
 
-    def __init__(self, address: str, jpeg_quality: int = 80, routes: dict | None = None):
+    def __init__(self, address: str, jpeg_quality: int = 80, routes: dict | None = None,
+                 extra_state: Callable[[], dict] | None = None):
         self.routes: dict[tuple[str, str], Callable] = routes if routes is not None else {}
         """(method, path) -> a handler returning a sinks.base.Reply: the routes other sinks offer, read
         on each request (a sink that starts after the server still gets its routes served)."""
+        self.extra_state = extra_state
+        """Fields /state.json adds to the published state, asked for when it is requested (not on every frame)."""
         self._cond = threading.Condition()
         self._jpeg: bytes | None = None
         self._seq = 0
@@ -80,7 +83,8 @@ class FrameServer:
 
     def state(self) -> dict:
         with self._cond:
-            return dict(self._state)
+            state = dict(self._state)
+        return {**state, **self.extra_state()} if self.extra_state is not None else state
 
     def snapshot(self, timeout: float = 2.0) -> bytes | None:
         """A frame drawn after this call (the latest one if none comes within `timeout`)."""

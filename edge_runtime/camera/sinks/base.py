@@ -35,7 +35,7 @@ class Outlets:
     routes: dict[tuple[str, str], Callable[[], Reply]] = field(default_factory=dict)
     """(method, path) -> a handler: extra routes of the camera's web server (--serve)."""
     state: list[Callable[[], dict]] = field(default_factory=list)
-    """Providers of extra fields for the web page's /state.json."""
+    """Providers of extra fields for the web page's /state.json, asked when the page asks (not on every frame)."""
     counters: list[Callable[[], dict[str, tuple[str, str, float]]]] = field(default_factory=list)
     """Providers of extra /metrics series, read when scraped: name -> (kind "counter"|"gauge", help, value)."""
 
