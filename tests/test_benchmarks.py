@@ -1,4 +1,5 @@
-"""The benchmark scripts: merging machines' reports, the accuracy/latency front, the Pi wheel check's tags."""
+"""The benchmark scripts: merging machines' reports, the accuracy/latency front, the Pi wheel check's tags, the
+camera pipeline's and the adapt sweep's runs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -73,3 +76,57 @@ def test_camera_pipeline_times_the_preprocessing_as_it_is_and_as_it_was():
     for variant in result.values():
         (run,) = variant["runs"]
         assert run["frames"] == 20 and run["stage_ms"]["preprocess"] > 0 and run["stage_ms"]["wait"] > 0
+
+
+@pytest.mark.heavy  # six fits on 13,000 replayed and test images: minutes under emulation
+def test_adapt_sweep_scores_every_replay_weighting(tmp_path, test_set):
+    """benchmarks/adapt_sweep.py on a folder of rings (a new class) and test items, the bundled model and its
+    bank: every weighting scored, and weighing images and bank together is adapt's own fit."""
+    import cv2
+    import numpy as np
+    from test_adapt import ring
+
+    import adapt_sweep
+    from edge_runtime.core.classifier import BUNDLED
+    from edge_runtime.core.contract import CLASS_NAMES
+    from edge_runtime.data import photos
+    from toolkit.synthetic import render_frame
+
+    images, labels = test_set
+    (tmp_path / "frames").mkdir()
+    rows = []
+    for i in range(80):
+        ringed = i % 2 == 0
+        frame, _ = render_frame(ring(i) if ringed else images[i, ..., 0], item_side=200, seed=i)
+        cv2.imwrite(str(tmp_path / "frames" / f"{i:03d}.jpg"), frame)
+        rows.append({"path": f"frames/{i:03d}.jpg", "photo_class": "ring" if ringed else CLASS_NAMES[labels[i]],
+                     "fashion_mnist_classes": "" if ringed else str(labels[i])})
+    photos.write_rows(tmp_path, rows)
+    args = adapt_sweep.argparse.Namespace(base=BUNDLED["onnx"], photos=str(tmp_path), new_class=["ring"], k=[4],
+                                          seeds=1, json=True)
+    result = adapt_sweep.run(args)
+    assert result["pool"] >= 4 and result["new_scored"] > 0 and result["others_scored"] > 0
+    assert len(result["rows"]) == len(adapt_sweep.WEIGHTINGS)
+    for row in result["rows"]:
+        scores = row["k"][4]
+        assert all(0 <= scores[key] <= 1 for key in ("new_named", "others_right", "fmnist_test")), row
+        assert scores["fmnist_test"] > 0.85  # the ten classes kept
+    # "together 4" is adapt's fit with its default replay_weight: the same answers on the same frames.
+    from edge_runtime.field import adapt
+    from edge_runtime.field.features import Featurizer, load_base
+    from edge_runtime.field.replay import load_bank
+
+    base = load_base(BUNDLED["onnx"])
+    featurize = Featurizer(base)
+    pool = [p for p in photos.load_photos(tmp_path, "tune-a") if p.photo_class == "ring"]
+    frames, mirrored = adapt._user_frames(adapt_sweep.draw(pool, 4, 0), featurize, ["ring"])
+    replay, _ = adapt._fmnist(None, featurize, 11, adapt.AdaptSettings())
+    bank = load_bank(base)
+    replay = adapt._join(replay, adapt.Frames(bank[0], np.pad(bank[1], ((0, 0), (0, 1)))))
+    weights, bias = adapt.fit_head(adapt._join(frames, mirrored), replay, base.weights, base.bias, 1,
+                                   adapt.AdaptSettings())
+    scored = photos.load_photos(tmp_path, "tune-b")
+    top = (featurize(photos.prepare(scored)) @ weights + bias).argmax(axis=1)
+    named = np.mean([top[i] == 10 for i, p in enumerate(scored) if p.photo_class == "ring"])
+    together = next(r for r in result["rows"] if r["how"] == "together" and r["weight"] == 4.0)
+    assert together["k"][4]["new_named"] == round(float(named), 4)

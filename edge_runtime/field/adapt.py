@@ -154,8 +154,15 @@ def _gradients(sets, weights, bias, start_w, s: AdaptSettings):
 def fit_head(user: Frames, replay: Frames, start_w: np.ndarray, start_b: np.ndarray, new: int,
              s: AdaptSettings) -> tuple[np.ndarray, np.ndarray]:
     """The last layer fit on the user's frames and the replayed images (Adam, full batch)."""
-    weights, bias = _start(user, start_w, start_b, new)
-    sets, start_w = [(user, 1.0), (replay, s.replay_weight)], start_w[:, :NUM_CLASSES]
+    return fit_sets([(user, 1.0), (replay, s.replay_weight)], start_w, start_b, new, s)
+
+
+def fit_sets(sets: list[tuple[Frames, float]], start_w: np.ndarray, start_b: np.ndarray, new: int,
+             s: AdaptSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The last layer fit on weighted sets of frames, each set's loss its mean; the first set is the user's,
+    which the new classes are imprinted from (benchmarks/adapt_sweep.py weighs the replay's parts apart)."""
+    weights, bias = _start(sets[0][0], start_w, start_b, new)
+    start_w = start_w[:, :NUM_CLASSES]
     moments = [np.zeros_like(weights), np.zeros_like(weights), np.zeros_like(bias), np.zeros_like(bias)]
     for step in range(1, s.steps + 1):
         gw, gb = _gradients(sets, weights, bias, start_w, s)
