@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge_runtime.core.contract import NUM_CLASSES  # noqa: E402
+from edge_runtime.core.errors import FmnistEdgeError  # noqa: E402
 from edge_runtime.data import photos as photomod  # noqa: E402
 from edge_runtime.field import adapt  # noqa: E402
 from edge_runtime.field.features import Featurizer, load_base  # noqa: E402
@@ -58,6 +59,8 @@ def run(args: argparse.Namespace) -> dict:
     if bank is None:
         raise SystemExit(f"{args.base} has no replay bank beside it: make one from tune-a (see --help)")
     pool = [p for p in photomod.load_photos(args.photos, "tune-a") if p.photo_class in new]
+    if max(args.k) > len(pool):
+        raise FmnistEdgeError(f"{args.photos}: {len(pool)} tune-a photos of {', '.join(new)}; choose K <= {len(pool)}")
     scored = photomod.load_photos(args.photos, "tune-b")
     features = featurize(photomod.prepare(scored))
     taught = [i for i, p in enumerate(scored) if p.photo_class in new]
@@ -125,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.new_class = args.new_class or ["hat", "shorts", "skirt"]
     args.k = args.k or [25, 100, 119]
-    result = run(args)
+    try:
+        result = run(args)
+    except FmnistEdgeError as err:  # a model or photo folder that cannot be read: its one line
+        print(f"Error: {err}", file=sys.stderr)
+        return 1
     print(json.dumps(result, indent=2) if args.json else table(result))
     return 0
 
