@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from field_loop import draw  # noqa: E402
 
 from edge_runtime.core.contract import NUM_CLASSES  # noqa: E402
 from edge_runtime.core.errors import FmnistEdgeError  # noqa: E402
@@ -44,10 +46,6 @@ from edge_runtime.field.replay import load_bank  # noqa: E402
 WEIGHTINGS = (("together", 4.0), ("together", 8.0), ("together", 16.0), ("apart", (2.0, 2.0)), ("apart", (2.0, 4.0)),
               ("apart", (2.0, 8.0)))
 """(how, weight): adapt's replay_weight over images and bank together, or (images, bank) weighed apart."""
-
-
-def draw(pool: list, k: int, seed: int) -> list:
-    return [pool[i] for i in sorted(np.random.default_rng(seed).permutation(len(pool))[:k])]
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -66,7 +64,7 @@ def run(args: argparse.Namespace) -> dict:
     taught = [i for i, p in enumerate(scored) if p.photo_class in new]
     others = [i for i, p in enumerate(scored) if p.photo_class not in new and p.accepted]
     images, test = adapt._fmnist(None, featurize, width, adapt.AdaptSettings())
-    banked = adapt.Frames(bank[0], np.pad(bank[1], ((0, 0), (0, width - NUM_CLASSES))))
+    banked = adapt.bank_frames(bank, width)
     share_images = len(images) / (len(images) + len(banked))
 
     def score(weights: np.ndarray, bias: np.ndarray) -> tuple[float, float, float]:

@@ -41,12 +41,17 @@ from edge_runtime.data import photos as photomod  # noqa: E402
 from edge_runtime.report.plots import pyplot, save_figure  # noqa: E402
 
 
+def draw(pool: list, k: int, seed: int) -> list:
+    """K of the pool, drawn with the seed, in the pool's order: the photos a simulated user labels."""
+    return [pool[i] for i in sorted(np.random.default_rng(seed).permutation(len(pool))[:k])]
+
+
 def user_folder(root: str, classes: tuple[str, ...], k: int, seed: int, dest: Path) -> list[str]:
     """A labelled photo folder of K tune-half photos of `classes` (links to the files); their paths."""
     pool = [p for p in photomod.load_photos(root, "tune") if p.photo_class in classes]
     if k > len(pool):
         raise SystemExit(f"only {len(pool)} tune photos of {', '.join(classes)}; choose K <= {len(pool)}")
-    picked = [pool[i] for i in sorted(np.random.default_rng(seed).permutation(len(pool))[:k])]
+    picked = draw(pool, k, seed)
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     rows = []

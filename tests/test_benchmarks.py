@@ -122,7 +122,7 @@ def test_adapt_sweep_scores_every_replay_weighting(tmp_path, test_set):
     frames, mirrored = adapt._user_frames(adapt_sweep.draw(pool, 4, 0), featurize, ["ring"])
     replay, _ = adapt._fmnist(None, featurize, 11, adapt.AdaptSettings())
     bank = load_bank(base)
-    replay = adapt._join(replay, adapt.Frames(bank[0], np.pad(bank[1], ((0, 0), (0, 1)))))
+    replay = adapt._join(replay, adapt.bank_frames(bank, 11))
     weights, bias = adapt.fit_head(adapt._join(frames, mirrored), replay, base.weights, base.bias, 1,
                                    adapt.AdaptSettings())
     scored = photos.load_photos(tmp_path, "tune-b")

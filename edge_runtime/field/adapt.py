@@ -262,6 +262,11 @@ def _test_accuracy(frames: Frames, weights: np.ndarray, bias: np.ndarray) -> flo
     return float((logits.argmax(axis=1) == frames.accepted.argmax(axis=1)).mean())
 
 
+def bank_frames(bank: tuple[np.ndarray, np.ndarray], width: int) -> Frames:
+    """A replay bank (field.replay.load_bank: features, accepted ten classes) as Frames of `width` classes."""
+    return Frames(bank[0], np.pad(bank[1], ((0, 0), (0, width - NUM_CLASSES))))
+
+
 def _join(*parts: Frames) -> Frames:
     return Frames(np.concatenate([p.features for p in parts]), np.concatenate([p.accepted for p in parts]))
 
@@ -312,7 +317,7 @@ def adapt(folder: str | Path, out: str | Path, model: str | Path | None = None, 
     replay, test = _fmnist(data_dir, featurize, len(names), settings)
     bank = load_bank(base)
     if bank is not None:  # the model's own features of real photos of every class
-        replay = _join(replay, Frames(bank[0], np.pad(bank[1], ((0, 0), (0, len(names) - NUM_CLASSES)))))
+        replay = _join(replay, bank_frames(bank, len(names)))
     log.info("replaying %d Fashion-MNIST images and %d banked photos", len(replay) - (0 if bank is None else
              len(bank[0])), 0 if bank is None else len(bank[0]))
     held, scores = _checked(base, chosen, frames, mirrored, replay, test, len(names), settings)
