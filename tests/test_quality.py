@@ -201,6 +201,11 @@ def test_quality_counts_and_drift(golden):
     assert summary["unsure_frames"] == {"no_item": MIN_FRAMES, "low_score": MIN_FRAMES}
     assert summary["label_frames"] == {"Dress": MIN_FRAMES, UNSURE: 2 * MIN_FRAMES}
     assert summary["drift"] > 0.25  # half the recent scores fell to 0.45: a large shift
+    mean = (MIN_FRAMES * 0.999 + MIN_FRAMES * 0.45) / (2 * MIN_FRAMES)  # the frames with an item in view
+    assert summary["mean_score"] == pytest.approx(mean, abs=1e-4)
+    # What a running service reports (MQTT's status, /state.json): the same figures, the frame count, no labels.
+    assert quality.status() == {"frames": 3 * MIN_FRAMES, "unsure_frames": summary["unsure_frames"],
+                                "mean_score": summary["mean_score"], "drift": summary["drift"]}
 
 
 def test_drift_looks_at_the_last_window_of_scores_only():

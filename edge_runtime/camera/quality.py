@@ -122,5 +122,14 @@ class Quality:
         """The summary's `quality`: unsure frames by reason, frames per shown label, mean top score of the
         frames with an item in view, drift."""
         return {"unsure_frames": dict(self.unsure), "label_frames": dict(self.labels),
-                "mean_score": round(self.score_total / self.with_item, 4) if self.with_item else None,
+                "mean_score": self.mean_score(), "drift": self.drift()}
+
+    def status(self) -> dict:
+        """How well it sees so far, as a running service reports it (MQTT's status, the served page's
+        /state.json): frames, unsure frames by reason, mean top score, drift; not the per-label counts."""
+        return {"frames": self.frames, "unsure_frames": dict(self.unsure), "mean_score": self.mean_score(),
                 "drift": self.drift()}
+
+    def mean_score(self) -> float | None:
+        """Mean top score of the frames with an item in view (None before the first)."""
+        return round(self.score_total / self.with_item, 4) if self.with_item else None

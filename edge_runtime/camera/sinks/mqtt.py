@@ -160,9 +160,7 @@ class MqttSink(Sink):
         self._status_at = time.monotonic()
         if not self._connected.is_set():
             return
-        quality = self.quality.to_dict()
-        status = {"frames": self.quality.frames, "fps": round(fps, 2), "unsure_frames": quality["unsure_frames"],
-                  "mean_score": quality["mean_score"], "drift": quality["drift"], "undelivered": self.undelivered,
+        status = {**self.quality.status(), "fps": round(fps, 2), "undelivered": self.undelivered,
                   "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": self._source}
         self.client.publish(f"{self.topic}/status", json.dumps(status).encode(), qos=0, retain=True)
 

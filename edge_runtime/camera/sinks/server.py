@@ -30,10 +30,7 @@ class ServerSink(Sink):
     def _extra_state(self) -> dict:
         """What /state.json adds when it is asked for: how well the camera sees (the run's quality tally, as
         MQTT's status gives it) and the fields other sinks offer (the collector's count)."""
-        quality = self._quality.to_dict()
-        return {"quality": {"frames": self._quality.frames, "unsure_frames": quality["unsure_frames"],
-                            "mean_score": quality["mean_score"], "drift": quality["drift"]},
-                **self._outlets.extra_state()}
+        return {"quality": self._quality.status(), **self._outlets.extra_state()}
 
     def wants_picture(self) -> bool:
         return self.server is not None and self.server.wants_picture  # JPEG-encoded only while watched
