@@ -12,9 +12,14 @@ With --reuse-still, a third row: the current preprocessing behind `camera --reus
 the same scene as the last one preprocessed gets its result), with the share of frames reused. The
 video's camera drifts 2 px a frame, as a hand-held one does; --on-stand writes it without the drift (only
 the sensor noise changes between an item's frames), as a camera on a stand or in a corner sees it.
+With --max-fps HZ, a row for `camera --max-fps HZ` (at most HZ of the video's 30 frames a second are
+classified; a file's skipped frames are still decoded, a V4L2 camera's are not). Every row says what
+share of one core the run would take at the video's own 30 frames a second (its busy seconds over the
+video's length).
 
     python benchmarks/camera_pipeline.py [--model PATH] [--frames 600] [--repeats 3] [--container avi|mp4]
-                                         [--no-reference] [--reuse-still] [--on-stand] [--markdown]
+                                         [--no-reference] [--reuse-still] [--on-stand] [--max-fps HZ]
+                                         [--markdown]
 """
 
 from __future__ import annotations
@@ -30,13 +35,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 VARIANTS = {"current": "as it is (edge_runtime.camera.preprocess)",
             "reference": "as it was (benchmarks/reference_preprocess.py)",
-            "reuse": "as it is, camera --reuse-still"}
+            "reuse": "as it is, camera --reuse-still",
+            "rate": "as it is, camera --max-fps {hz:g}"}
+VIDEO_FPS = 30
 
 
-def run_once(video: Path, model: str | None, threads: int, variant: str = "current") -> dict:
+def run_once(video: Path, model: str | None, threads: int, variant: str = "current", max_fps: float = 0.0) -> dict:
     camera = ["camera", "--source", str(video), "--headless", "--json", "--threads", str(threads)]
     camera += ["--model", model] if model else []
     camera += ["--reuse-still"] if variant == "reuse" else []
+    camera += ["--max-fps", str(max_fps)] if variant == "rate" else []
     runner = ["-m", "toolkit.cli"] if variant != "reference" else [str(Path(__file__).resolve()), "--as-reference"]
     proc = subprocess.run([sys.executable, *runner, *camera], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -59,23 +67,32 @@ def camera_with_reference(argv: list[str]) -> None:
 def summarise(runs: list[dict]) -> dict:
     best = max(runs, key=lambda r: r["fps"])
     return {"runs": runs, "best": best, "best_fps": best["fps"],
-            "median_fps": statistics.median(r["fps"] for r in runs)}
+            "median_fps": statistics.median(r["fps"] for r in runs),
+            "core_share": round(statistics.median(core_share(r) for r in runs), 4)}
 
 
-def markdown(results: dict[str, dict]) -> str:
+def core_share(run: dict) -> float:
+    """The share of one core the run would take at the video's own frame rate: its busy seconds (frames over
+    FPS: a file is read as fast as the camera goes) over the video's length."""
+    return run["frames"] / run["fps"] / ((run["frames"] + run.get("skipped", 0)) / VIDEO_FPS) if run["fps"] else 0.0
+
+
+def markdown(results: dict[str, dict], max_fps: float = 0.0) -> str:
     from edge_runtime.report.tables import markdown_table
 
     headers = ["preprocessing", "frames", "runs", "best FPS", "median FPS", "p50 ms", "p99 ms", "decode+wait ms",
-               "preprocess ms", "inference ms", "draw ms", "outputs ms", "preprocess / wait", "reused"]
+               "preprocess ms", "inference ms", "draw ms", "outputs ms", "preprocess / wait", "reused",
+               f"core at {VIDEO_FPS} fps"]
     rows = []
     for variant, result in results.items():
         best, stages = result["best"], result["best"]["stage_ms"]
-        rows.append([VARIANTS[variant], best["frames"], len(result["runs"]), f"{best['fps']:.0f}",
+        rows.append([VARIANTS[variant].format(hz=max_fps), best["frames"], len(result["runs"]), f"{best['fps']:.0f}",
                      f"{result['median_fps']:.0f}", f"{best['p50_ms']:.3f}", f"{best['p99_ms']:.3f}",
                      f"{stages['wait']:.3f}", f"{stages['preprocess']:.3f}", f"{stages['inference']:.3f}",
                      f"{stages['draw']:.3f}", f"{stages.get('outputs', 0):.3f}",
                      f"{stages['preprocess'] / stages['wait']:.2f}",
-                     f"{best.get('reused', 0) / max(best['frames'], 1):.0%}"])
+                     f"{best.get('reused', 0) / max(best['frames'], 1):.0%}",
+                     f"{result['core_share']:.1%}"])
     return markdown_table(headers, rows, "l" + "r" * (len(headers) - 1))
 
 
@@ -96,24 +113,28 @@ def main() -> int:
     parser.add_argument("--no-reference", action="store_true", help="time only the current preprocessing")
     parser.add_argument("--reuse-still", action="store_true", help="also time camera --reuse-still")
     parser.add_argument("--on-stand", action="store_true", help="a camera that does not drift (only sensor noise)")
+    parser.add_argument("--max-fps", type=float, default=None, metavar="HZ", help="also time camera --max-fps HZ")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
+    if args.max_fps is not None and not 0 < args.max_fps < float("inf"):
+        parser.error(f"--max-fps {args.max_fps}: give a number of frames a second above 0")
     per_item = 10
     images, _ = data.load_split("test", limit=max(1, args.frames // per_item))
     variants = ["current"] if args.no_reference else ["current", "reference"]
     variants += ["reuse"] if args.reuse_still else []
+    variants += ["rate"] if args.max_fps is not None else []
     runs: dict[str, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="fmnist-edge-camera-") as tmp:
         video = Path(tmp) / f"camera_640x480.{args.container}"
         write_video(video, images[..., 0], frames_per_item=per_item, size=(480, 640), hand_held=not args.on_stand)
         for _ in range(args.repeats):
             for variant in variants:
-                runs[variant].append(run_once(video, args.model, args.threads, variant))
+                runs[variant].append(run_once(video, args.model, args.threads, variant, args.max_fps))
     results = {v: summarise(r) for v, r in runs.items()}
     if args.markdown:
-        print(markdown(results))
+        print(markdown(results, args.max_fps or 0.0))
     else:
-        print(json.dumps({v: {k: r[k] for k in ("runs", "best_fps", "median_fps")} for v, r in results.items()},
+        print(json.dumps({v: {k: r[k] for k in ("runs", "best_fps", "median_fps", "core_share")} for v, r in results.items()},
                          indent=2))
     return 0
 

@@ -76,6 +76,20 @@ def test_camera_pipeline_times_the_preprocessing_as_it_is_and_as_it_was():
     for variant in result.values():
         (run,) = variant["runs"]
         assert run["frames"] == 20 and run["stage_ms"]["preprocess"] > 0 and run["stage_ms"]["wait"] > 0
+        assert 0 < variant["core_share"] < 2  # busy seconds over the video's 0.67 s
+
+
+def test_camera_pipeline_times_a_rate_limited_camera():
+    """--max-fps 10 adds a row of camera --max-fps 10: a third of the 30 fps video's frames classified."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "camera_pipeline.py"), "--frames", "30",
+                           "--repeats", "1", "--no-reference", "--max-fps", "10", "--markdown"], capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = next(line for line in proc.stdout.splitlines() if "--max-fps 10" in line)
+    assert row.split("|")[2].strip() == "10"  # frames classified
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "camera_pipeline.py"), "--max-fps", "0"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and "above 0" in proc.stderr
 
 
 @pytest.mark.heavy  # six fits on 13,000 replayed and test images: minutes under emulation

@@ -366,6 +366,7 @@ def test_a_camera_is_asked_for_the_capture_size(monkeypatch, caplog):
     assert capture.asked == {cv2.CAP_PROP_FRAME_WIDTH: 320, cv2.CAP_PROP_FRAME_HEIGHT: 240}
     assert capture.size == (320, 240) and "not the" not in caplog.text
     assert open_capture("0").asked == {}  # no size: the camera's own
+    assert open_capture("0", fps=10).asked == {cv2.CAP_PROP_FPS: 10}  # --max-fps asks the camera for it too
     capture = open_capture("0", size=(300, 200))  # a size it does not have: the nearest, and it says so
     assert capture.size == (320, 240) and "gives 320x240 frames, not the 300x200 asked for" in caplog.text
     with pytest.raises(SourceError, match="--capture-size is for a camera"):
@@ -379,8 +380,8 @@ def test_the_pi_camera_is_configured_with_the_capture_size(monkeypatch):
     configured = []
 
     class Picamera2:
-        def create_video_configuration(self, main):
-            configured.append(main["size"])
+        def create_video_configuration(self, main, controls):
+            configured.append((main["size"], controls))
             return main
 
         def configure(self, config):
@@ -392,7 +393,8 @@ def test_the_pi_camera_is_configured_with_the_capture_size(monkeypatch):
     monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=Picamera2))
     open_capture("picamera", size=(320, 240))
     open_capture("picamera")
-    assert configured == [(320, 240), (640, 480)]
+    open_capture("picamera", fps=8)  # --max-fps: libcamera's frame duration, in microseconds
+    assert configured == [((320, 240), {}), ((640, 480), {}), ((640, 480), {"FrameDurationLimits": (125000, 125000)})]
 
 
 def test_capture_size_on_the_command_line(tmp_path):
@@ -435,3 +437,108 @@ def test_frame_server_asks_for_extra_state_when_the_page_asks():
         assert state["frame"] == 4 and state["collected"] == 1
     finally:
         server.close()
+
+
+def test_rate_limit_takes_at_most_hz_frames_a_second():
+    from edge_runtime.camera.sources import RateLimit
+
+    def taken(hz, times):
+        limit = RateLimit(hz)
+        return [t for t in times if limit.take(t)]
+
+    frames = [i / 30 for i in range(300)]  # 10 s of a 30 fps camera
+    assert taken(10, frames) == frames[::3]
+    assert taken(30, frames) == frames  # at or above the camera's rate: every frame
+    rng = np.random.default_rng(0)
+    jittered = sorted(i / 30 + rng.uniform(-0.003, 0.003) for i in range(300))  # a camera's clock is not exact
+    for hz in (15, 12, 7.5, 1):
+        kept = taken(hz, jittered)
+        assert abs(len(kept) - 10 * hz) <= 1, (hz, len(kept))  # the rate asked for, not a halved one
+        assert all(np.searchsorted(kept, t + 1) - i <= hz + 1 for i, t in enumerate(kept))  # no second holds more
+    assert taken(10, [0.0, 0.05, 5.0, 5.05, 5.1]) == [0.0, 5.0, 5.1]  # after a gap, the next frame, then the steps
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="above 0"):
+            RateLimit(bad)
+
+
+def test_file_source_with_a_rate_limit_takes_frames_of_its_own_time(tmp_path, caplog):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(12):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+    source = FileSource(str(path), max_fps=5)
+    frames = []
+    while (frame := source.read()) is not None:
+        frames.append(frame)
+    source.close()
+    assert [f.index for f in frames] == [0, 5, 10] and source.skipped == 9  # 5 a second of a 25 fps file
+    assert [int(f.image.mean()) for f in frames] == pytest.approx([0, 100, 200], abs=3)  # the frames at those places
+
+    class NoRate(FakeCapture):
+        def get(self, prop):
+            return 0.0
+
+    capture = NoRate(fail_after=6, delay=0)
+    source = FileSource("clip", opener=lambda s: capture, max_fps=5)
+    assert sum(1 for _ in iter(source.read, None)) == 6 and source.skipped == 0  # no frame rate: every frame
+    assert "has no frame rate" in caplog.text
+
+
+class GrabbingCapture(FakeCapture):
+    """A camera behind cv2.VideoCapture's grab() and retrieve(): counts the frames it was asked to decode."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.grabbed = self.retrieved = 0
+
+    def grab(self):
+        ok, self._image = self.read()
+        self.grabbed += ok
+        return ok
+
+    def retrieve(self):
+        self.retrieved += 1
+        return True, self._image
+
+
+def test_live_source_with_a_rate_limit_decodes_only_the_frames_it_takes():
+    capture = GrabbingCapture(delay=0.004)  # a camera faster than the limit
+    start = time.perf_counter()
+    source = LiveSource("0", opener=lambda s: capture, max_fps=20)
+    try:
+        frames = [f for f in (source.read(timeout=2) for _ in range(8)) if f is not None]
+        assert len(frames) == 8 and [f.index for f in frames] == sorted({f.index for f in frames})
+    finally:
+        source.close()
+    elapsed = time.perf_counter() - start  # the grabber's whole life
+    assert capture.retrieved <= 20 * elapsed + 2  # at most the limit (one over in a second, and the first frame)
+    assert capture.grabbed == capture.retrieved + source.skipped and source.skipped > capture.retrieved
+    assert frames[-1].index >= 2 * len(frames)  # the indices count the frames skipped too
+
+
+def test_max_fps_reaches_the_opener_and_the_summary(tmp_path, test_set):
+    from edge_runtime.camera.app import CameraOptions, run
+
+    from toolkit.synthetic import write_video
+
+    path = tmp_path / "v.avi"
+    write_video(path, test_set[0][:3, ..., 0], frames_per_item=10, size=(240, 320))  # 30 frames at 30 fps
+    asked = []
+
+    def opener(source, fps=None):
+        asked.append(fps)
+        return cv2.VideoCapture(source)
+
+    summary = run(CameraOptions(source=str(path), headless=True, max_fps=10), opener=opener)
+    assert asked == [10] and summary.frames == 10 and summary.skipped == 20
+
+
+def test_max_fps_on_the_command_line(tmp_path):
+    from conftest import run_cli
+
+    for bad in ("0", "-2", "nan", "fast"):
+        proc = run_cli("camera", "--source", "0", "--max-fps", bad, "--headless", check=False)
+        assert proc.returncode == 2 and "--max-fps" in proc.stderr and "Traceback" not in proc.stderr
+    unit = run_cli("camera", "--source", "0", "--max-fps", "5", "--headless", "--systemd-unit").stdout
+    assert "--max-fps 5" in unit

@@ -83,6 +83,21 @@ def test_metrics_on_serve(video):
         assert metric(later, "fmnist_edge_stage_seconds_total", f'{{stage="{stage}"}}') >= 0
     assert metric(later, "fmnist_edge_dropped_frames_total") == 0
     assert metric(later, "fmnist_edge_source_gaps_total") == 0
+    assert metric(later, "fmnist_edge_skipped_frames_total") == 0  # no --max-fps: every frame
+
+
+def test_metrics_count_the_frames_max_fps_skips(video):
+    port = free_port()
+    proc = start_camera("--source", str(video), "--serve", f"127.0.0.1:{port}", "--max-fps", "10")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        text = wait_for(lambda: (t := get(base + "/metrics")) and metric(t, "fmnist_edge_frames_total") > 20 and t)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    frames, skipped = metric(text, "fmnist_edge_frames_total"), metric(text, "fmnist_edge_skipped_frames_total")
+    assert 2 * (frames - 1) <= skipped <= 2 * (frames + 1)  # two of every three frames of a 30 fps file
+    assert 0 < metric(text, "fmnist_edge_fps") <= 12  # played at its own time: ten a second (N frames in N-1 tenths)
 
 
 class Broker:

@@ -62,6 +62,8 @@ class CameraOptions:
     """Give a frame of the same scene as the last one preprocessed that frame's result (camera.still)."""
     capture_size: tuple[int, int] | None = None
     """(width, height) to ask the camera for (an index or picamera); None: its default."""
+    max_fps: float | None = None
+    """At most this many frames a second are classified (asked of a camera; the rest skipped); None: all."""
 
 
 SINKS: tuple[type[Sink], ...] = (WindowSink, RecorderSink, MetricsSink, ServerSink, MqttSink, WatchdogSink)
@@ -146,8 +148,8 @@ def run(opts: CameraOptions, sinks: Sequence[Sink] = (), opener: Callable = open
     started: list[Sink] = []
     summary, source = None, None
     try:
-        size = opts.capture_size
-        source = open_source(opts.source, opener if size is None else lambda src: opener(src, size=size))
+        asked = {k: v for k, v in (("size", opts.capture_size), ("fps", opts.max_fps)) if v is not None}
+        source = open_source(opts.source, (lambda src: opener(src, **asked)) if asked else opener, opts.max_fps)
         stream = StreamInfo(opts.source, source.fps, source.live, model.class_names, source,
                             quality=Quality(reference_shares(model)))
         for sink in outputs:
@@ -162,7 +164,8 @@ def run(opts: CameraOptions, sinks: Sequence[Sink] = (), opener: Callable = open
                 ended_by = str(stop)
             except KeyboardInterrupt:
                 ended_by = "interrupted"
-        summary = tally.summary(clock() - step.started, ended_by, source.dropped, source.gaps, step.outputs_seconds)
+        summary = tally.summary(clock() - step.started, ended_by, source.dropped, source.gaps, step.outputs_seconds,
+                                skipped=source.skipped)
         return summary
     finally:
         if source is not None:

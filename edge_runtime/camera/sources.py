@@ -3,12 +3,15 @@
 Files are read in order, every frame. Live sources (a camera index, a URL, `picamera`) are read by
 a grabber thread that keeps only the newest frame, so the classifier always sees the present and
 never a queue of the past; a live source that stops delivering is reopened with backoff and the
-gap is reported instead of crashing or hanging.
+gap is reported instead of crashing or hanging. With a rate limit (`--max-fps`), the frames in
+between are skipped: grabbed but not decoded where the capture allows (a V4L2 camera), and a
+video file is taken at that many frames a second of its own time.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -48,6 +51,28 @@ class SourceError(FmnistEdgeError):
     pass
 
 
+class RateLimit:
+    """Which frames to take for at most `hz` a second: a frame is taken when it comes at least a
+    period after the last one taken was due, less an eighth of a period, so the jitter of a camera's
+    clock does not halve the rate (a 30 fps camera limited to 15 gives every second frame). The due
+    times step by one period: `hz` frames a second on average, and never more than one over in any
+    second; after a gap longer than a period the next frame is taken and the steps start from it."""
+
+    def __init__(self, hz: float):
+        if not (hz > 0 and math.isfinite(hz)):
+            raise ValueError(f"a rate limit of {hz} frames a second: give a number above 0")
+        self.period = 1.0 / hz
+        self._due: float | None = None
+
+    def take(self, t: float) -> bool:
+        """Whether the frame at time `t` (seconds, any origin that only grows) is taken."""
+        if self._due is not None and t < self._due - self.period / 8:
+            return False
+        gap = self._due is None or t > self._due + self.period
+        self._due = t + self.period if gap else self._due + self.period
+        return True
+
+
 def kind_of(source: str) -> str:
     """"index", "file", "url" or "picamera"."""
     if source == PICAMERA:
@@ -65,7 +90,7 @@ class _Picamera2Capture:
     OpenCV cannot open the libcamera-only sensors (Camera Module 3) on Raspberry Pi OS.
     """
 
-    def __init__(self, size: tuple[int, int] = (640, 480)):
+    def __init__(self, size: tuple[int, int] = (640, 480), fps: float | None = None):
         try:
             from picamera2 import Picamera2
         except ImportError:
@@ -74,7 +99,10 @@ class _Picamera2Capture:
         try:
             self._camera = Picamera2()
             # "RGB888" is stored B, G, R in memory: already OpenCV's order.
-            config = self._camera.create_video_configuration(main={"size": size, "format": "RGB888"})
+            # A frame rate is asked for as libcamera's frame duration limits, in microseconds.
+            controls = {} if fps is None else {"FrameDurationLimits": (round(1e6 / fps),) * 2}
+            config = self._camera.create_video_configuration(main={"size": size, "format": "RGB888"},
+                                                             controls=controls)
             self._camera.configure(config)
             self._camera.start()
         except Exception as exc:  # libcamera reports a missing or busy camera in several ways
@@ -123,14 +151,16 @@ def _opened(factory: Callable[[], object]):
     return box["capture"]
 
 
-def open_capture(source: str, size: tuple[int, int] | None = None):
+def open_capture(source: str, size: tuple[int, int] | None = None, fps: float | None = None):
     """An opened capture for `source`, or a SourceError naming the source and what to try. `size` (width,
-    height) asks a camera (an index or picamera) for frames of that size (`--capture-size`)."""
+    height) asks a camera (an index or picamera) for frames of that size (`--capture-size`); `fps` asks it
+    for at most that many frames a second (`--max-fps`: a camera may have no such mode and send more,
+    which the source then skips)."""
     kind = kind_of(source)
     if size is not None:
         check_capture_size(source)
     if kind == "picamera":
-        return _Picamera2Capture(size or (640, 480))
+        return _Picamera2Capture(size or (640, 480), fps)
     if kind == "index":
         if int(source) > MAX_INDEX:
             raise SourceError(f"camera index {source} is out of range: give 0 to {MAX_INDEX} (`ls /dev/video*` "
@@ -138,6 +168,8 @@ def open_capture(source: str, size: tuple[int, int] | None = None):
         capture = _opened(lambda: cv2.VideoCapture(int(source)))
         if size is not None and capture.isOpened():
             _ask_size(capture, source, size)
+        if fps is not None and capture.isOpened():
+            capture.set(cv2.CAP_PROP_FPS, fps)  # a request: the camera picks the nearest rate it has
         hint = "check `ls /dev/video*`, that no other program holds the camera, or try another index"
     elif kind == "file":
         _check_image_size(source)
@@ -196,24 +228,54 @@ def _check_image_size(source: str) -> None:
                           "or raise the limit")
 
 
+def _read(capture, limit: RateLimit | None, t: Callable[[], float]) -> tuple[bool, np.ndarray | None, bool]:
+    """(ok, image, taken): the next frame of `capture`, read only when `limit` takes it at time t()
+    (grabbed, then retrieved); a frame it leaves is skipped, not decoded where the capture allows."""
+    if limit is None:
+        return (*capture.read(), True)
+    if not (hasattr(capture, "grab") and hasattr(capture, "retrieve")):
+        ok, image = capture.read()
+        ok = bool(ok) and image is not None
+        return ok, image, ok and limit.take(t())
+    if not capture.grab():
+        return False, None, False
+    if not limit.take(t()):
+        return True, None, False
+    ok, image = capture.retrieve()
+    return ok, image, True
+
+
 class FileSource:
-    """Every frame of a video file, in order; `fps` is the file's own frame rate."""
+    """Every frame of a video file, in order; `fps` is the file's own frame rate. With `max_fps`, at most
+    that many frames a second of the file's own time (the others are skipped), as a camera asked for that
+    rate would give them; a file without a frame rate gives every frame."""
 
     live = False
 
-    def __init__(self, source: str, opener: Callable = open_capture):
+    def __init__(self, source: str, opener: Callable = open_capture, max_fps: float | None = None):
         self.name = source
         self._capture = opener(source)
         self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
         self._next = 0
-        self.dropped = 0
+        self.dropped = self.skipped = 0
         self.gaps: list[float] = []
         self.gap_count = 0
+        self._limit = RateLimit(max_fps) if max_fps is not None and self.fps > 0 else None
+        if max_fps is not None and self._limit is None:
+            log.warning("%s has no frame rate: --max-fps cannot tell which frames to skip; taking every frame",
+                        source)
 
     def read(self, timeout: float | None = None) -> Frame | None:
-        """The next frame, or None at the end of the file."""
-        ok, image = self._capture.read()
-        if not ok or image is None:
+        """The next frame (the next one the rate limit takes), or None at the end of the file."""
+        while True:
+            ok, image, taken = _read(self._capture, self._limit, lambda: self._next / self.fps)
+            if not ok:
+                return None
+            if taken:
+                break
+            self._next += 1
+            self.skipped += 1
+        if image is None:
             return None
         frame = Frame(image, self._next, time.perf_counter())
         self._next += 1
@@ -234,11 +296,15 @@ class LiveSource:
 
     live = True
 
-    def __init__(self, source: str, opener: Callable = open_capture, max_backoff: float = 5.0):
+    def __init__(self, source: str, opener: Callable = open_capture, max_backoff: float = 5.0,
+                 max_fps: float | None = None):
         self.name = source
         self._opener = opener
         self._capture = opener(source)  # the first open fails loudly: nothing has been seen yet
         self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
+        self._limit = RateLimit(max_fps) if max_fps is not None else None
+        self.skipped = 0
+        """Frames the rate limit left out (grabbed, not decoded, where the capture allows)."""
         self._max_backoff = max_backoff
         self._cond = threading.Condition()
         self._latest: Frame | None = None
@@ -253,8 +319,11 @@ class LiveSource:
 
     def _grab(self) -> None:
         while not self._stop.is_set():
-            ok, image = self._capture.read()
-            if ok and image is not None:
+            ok, image, taken = _read(self._capture, self._limit, time.perf_counter)
+            if ok and not taken:
+                self.skipped += 1
+                self._grabbed += 1  # a frame the source gave: the indices count it, as a file's do
+            elif ok and image is not None:
                 with self._cond:
                     if self._latest is not None and self._latest.index > self._delivered:
                         self.dropped += 1
@@ -300,6 +369,9 @@ class LiveSource:
         self._capture.release()
 
 
-def open_source(source: str, opener: Callable = open_capture):
-    """A FileSource for a video file, a LiveSource for anything live."""
-    return FileSource(source, opener) if kind_of(source) == "file" else LiveSource(source, opener)
+def open_source(source: str, opener: Callable = open_capture, max_fps: float | None = None):
+    """A FileSource for a video file, a LiveSource for anything live; `max_fps`: at most that many frames
+    a second (`--max-fps`)."""
+    if kind_of(source) == "file":
+        return FileSource(source, opener, max_fps)
+    return LiveSource(source, opener, max_fps=max_fps)

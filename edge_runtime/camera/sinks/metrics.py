@@ -45,7 +45,10 @@ class _SourceCollector:
         gaps = CounterMetricFamily("fmnist_edge_source_gaps", "Times a live source stopped delivering and was "
                                    "reopened")
         gaps.add_metric([], self.source.gap_count)
-        yield from (dropped, gaps)
+        skipped = CounterMetricFamily("fmnist_edge_skipped_frames", "Frames the source gave that --max-fps left "
+                                      "out")
+        skipped.add_metric([], getattr(self.source, "skipped", 0))
+        yield from (dropped, gaps, skipped)
 
 
 class _OutletCollector:

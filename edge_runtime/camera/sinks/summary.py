@@ -26,6 +26,8 @@ class CameraSummary:
     a frame after it is shown (JSON lines, /metrics, MQTT, this summary) cost; together, about 1000 / fps."""
     reused: int = 0
     """Frames whose preprocessing was reused (--reuse-still): the scene had not changed."""
+    skipped: int = 0
+    """Frames the source gave that --max-fps left out (not classified; not decoded where the camera allows)."""
     ended_by: str = ""
     quality: dict = field(default_factory=dict)
     """How well it saw (camera.quality.Quality.to_dict): unsure frames by reason, frames per shown label,
@@ -87,8 +89,8 @@ class SummarySink(Sink):
         for stage, seconds in result.stages.items():
             self.totals[stage] += seconds
 
-    def summary(self, elapsed: float, ended_by: str, dropped: int, gaps, outputs_seconds: float = 0.0
-                ) -> CameraSummary:
+    def summary(self, elapsed: float, ended_by: str, dropped: int, gaps, outputs_seconds: float = 0.0,
+                skipped: int = 0) -> CameraSummary:
         frames = self.latency.total
         totals = {**self.totals, "outputs": outputs_seconds}
         return CameraSummary(
@@ -96,5 +98,5 @@ class SummarySink(Sink):
             p50_ms=self.latency.percentile(50), p99_ms=self.latency.percentile(99),
             dropped=dropped, gaps=[round(g, 2) for g in gaps],
             stage_ms={k: round(v * 1e3 / max(frames, 1), 4) for k, v in totals.items()}, reused=self.reused,
-            ended_by=ended_by,
+            skipped=skipped, ended_by=ended_by,
             quality=self.quality.to_dict())
