@@ -134,8 +134,8 @@ def main() -> int:
     if args.markdown:
         print(markdown(results, args.max_fps or 0.0))
     else:
-        print(json.dumps({v: {k: r[k] for k in ("runs", "best_fps", "median_fps", "core_share")} for v, r in results.items()},
-                         indent=2))
+        keys = ("runs", "best_fps", "median_fps", "core_share")
+        print(json.dumps({v: {k: r[k] for k in keys} for v, r in results.items()}, indent=2))
     return 0
 
 
