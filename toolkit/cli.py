@@ -477,10 +477,11 @@ def predict(model: str | None, images: tuple[str, ...], roi, as_json: bool) -> N
 @click.option("--capture-size", metavar="WxH", callback=_capture_size, default=None,
               help="Ask the camera (an index or picamera) for frames of this size, e.g. 320x240: a smaller capture "
                    "costs less to decode and preprocess.")
-@click.option("--max-fps", type=_Finite(min=0, min_open=True), default=None, metavar="HZ",
+@click.option("--max-fps", type=_Finite(min=0.5), default=None, metavar="HZ",
               help="Classify at most HZ frames a second: a camera is asked for that rate, and the frames in "
                    "between are skipped (a V4L2 camera's not even decoded); a video file is taken at HZ frames a "
-                   "second of its own time. Less CPU on a small board.")
+                   "second of its own time. Less CPU on a small board. At least 0.5: /healthz and systemd's "
+                   "watchdog expect a frame every few seconds.")
 @click.option("--reuse-still", is_flag=True,
               help="A frame showing the same scene as the last one preprocessed gets its result (a still camera: "
                    "most frames cost a comparison, not a preprocessing).")
