@@ -530,8 +530,14 @@ def test_max_fps_reaches_the_opener_and_the_summary(tmp_path, test_set):
         asked.append(fps)
         return cv2.VideoCapture(source)
 
-    summary = run(CameraOptions(source=str(path), headless=True, max_fps=10), opener=opener)
+    record = tmp_path / "rec.avi"
+    summary = run(CameraOptions(source=str(path), headless=True, max_fps=10, record=str(record)), opener=opener)
     assert asked == [10] and summary.frames == 10 and summary.skipped == 20
+    recorded = cv2.VideoCapture(str(record))
+    try:  # the ten frames at ten a second: the recording lasts as long as the video, not a third of it
+        assert recorded.get(cv2.CAP_PROP_FRAME_COUNT) == 10 and recorded.get(cv2.CAP_PROP_FPS) == pytest.approx(10)
+    finally:
+        recorded.release()
 
 
 def test_max_fps_on_the_command_line(tmp_path):

@@ -59,7 +59,8 @@ class StreamInfo:
 
     source: str
     fps: float
-    """The source's own frame rate; 0 when it does not say."""
+    """The rate frames come at: the source's own frame rate, or --max-fps where that is lower (a recording
+    plays at it); 0 when the source does not say and no --max-fps was given."""
     live: bool
     class_names: tuple[str, ...]
     source_counters: object | None = None
