@@ -503,16 +503,16 @@ class GrabbingCapture(FakeCapture):
 
 
 def test_live_source_with_a_rate_limit_decodes_only_the_frames_it_takes():
-    capture = GrabbingCapture(delay=0.004)  # a camera faster than the limit
+    capture = GrabbingCapture(delay=0.004)  # a camera far faster than the limit, even under emulation
     start = time.perf_counter()
-    source = LiveSource("0", opener=lambda s: capture, max_fps=20)
+    source = LiveSource("0", opener=lambda s: capture, max_fps=5)
     try:
-        frames = [f for f in (source.read(timeout=2) for _ in range(8)) if f is not None]
-        assert len(frames) == 8 and [f.index for f in frames] == sorted({f.index for f in frames})
+        frames = [f for f in (source.read(timeout=2) for _ in range(6)) if f is not None]
+        assert len(frames) == 6 and [f.index for f in frames] == sorted({f.index for f in frames})
     finally:
         source.close()
     elapsed = time.perf_counter() - start  # the grabber's whole life
-    assert capture.retrieved <= 20 * elapsed + 2  # at most the limit (one over in a second, and the first frame)
+    assert capture.retrieved <= 5 * elapsed + 2  # at most the limit (one over in a second, and the first frame)
     assert capture.grabbed == capture.retrieved + source.skipped and source.skipped > capture.retrieved
     assert frames[-1].index >= 2 * len(frames)  # the indices count the frames skipped too
 
