@@ -47,7 +47,7 @@ class _SourceCollector:
         gaps.add_metric([], self.source.gap_count)
         skipped = CounterMetricFamily("fmnist_edge_skipped_frames", "Frames the source gave that --max-fps left "
                                       "out")
-        skipped.add_metric([], getattr(self.source, "skipped", 0))
+        skipped.add_metric([], self.source.skipped)
         yield from (dropped, gaps, skipped)
 
 
