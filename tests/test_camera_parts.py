@@ -473,6 +473,7 @@ def test_file_source_with_a_rate_limit_takes_frames_of_its_own_time(tmp_path, ca
         frames.append(frame)
     source.close()
     assert [f.index for f in frames] == [0, 5, 10] and source.skipped == 9  # 5 a second of a 25 fps file
+    assert source.rate == 5 and FileSource(str(path), max_fps=50).rate == 25  # the rate it delivers at
     assert [int(f.image.mean()) for f in frames] == pytest.approx([0, 100, 200], abs=3)  # the frames at those places
 
     class NoRate(FakeCapture):
@@ -482,6 +483,7 @@ def test_file_source_with_a_rate_limit_takes_frames_of_its_own_time(tmp_path, ca
     capture = NoRate(fail_after=6, delay=0)
     source = FileSource("clip", opener=lambda s: capture, max_fps=5)
     assert sum(1 for _ in iter(source.read, None)) == 6 and source.skipped == 0  # no frame rate: every frame
+    assert source.rate == 0  # and it says it does not know the rate, not the limit's
     assert "has no frame rate" in caplog.text
 
 
@@ -515,6 +517,22 @@ def test_live_source_with_a_rate_limit_decodes_only_the_frames_it_takes():
     assert capture.retrieved <= 5 * elapsed + 2  # at most the limit (one over in a second, and the first frame)
     assert capture.grabbed == capture.retrieved + source.skipped and source.skipped > capture.retrieved
     assert frames[-1].index >= 2 * len(frames)  # the indices count the frames skipped too
+    assert source.rate == 5  # the limit, below the camera's 30
+
+
+def test_live_source_rate_without_a_limit_or_a_camera_rate():
+    class NoRate(FakeCapture):
+        def get(self, prop):
+            return 0.0
+
+    for max_fps, rate in ((None, 30.0), (12, 12)):
+        source = LiveSource("0", opener=lambda s: FakeCapture(), max_fps=max_fps)
+        source.close()
+        assert source.rate == rate
+    for max_fps, rate in ((None, 0.0), (12, 12)):  # a camera that does not say: at most the limit
+        source = LiveSource("0", opener=lambda s: NoRate(), max_fps=max_fps)
+        source.close()
+        assert source.rate == rate
 
 
 def test_max_fps_reaches_the_opener_and_the_summary(tmp_path, test_set):
@@ -536,6 +554,39 @@ def test_max_fps_reaches_the_opener_and_the_summary(tmp_path, test_set):
     recorded = cv2.VideoCapture(str(record))
     try:  # the ten frames at ten a second: the recording lasts as long as the video, not a third of it
         assert recorded.get(cv2.CAP_PROP_FRAME_COUNT) == 10 and recorded.get(cv2.CAP_PROP_FPS) == pytest.approx(10)
+    finally:
+        recorded.release()
+
+
+def test_max_fps_on_a_file_without_a_frame_rate_records_every_frame_at_the_default_rate(tmp_path, test_set):
+    """Such a file gives every frame (nothing says which to skip): a recording of them plays at the
+    recorder's default, not at --max-fps, which would stretch it to three times its length."""
+    from edge_runtime.camera.app import CameraOptions, run
+    from edge_runtime.camera.video import DEFAULT_FPS
+
+    from toolkit.synthetic import write_video
+
+    path = tmp_path / "v.avi"
+    write_video(path, test_set[0][:2, ..., 0], frames_per_item=6, size=(120, 160))
+
+    class NoRate:
+        def __init__(self, source):
+            self._capture = cv2.VideoCapture(source)
+
+        def get(self, prop):
+            return 0.0 if prop == cv2.CAP_PROP_FPS else self._capture.get(prop)
+
+        def __getattr__(self, name):
+            return getattr(self._capture, name)
+
+    record = tmp_path / "rec.avi"
+    summary = run(CameraOptions(source=str(path), headless=True, max_fps=10, record=str(record)),
+                  opener=lambda source, fps=None: NoRate(source))
+    assert summary.frames == 12 and summary.skipped == 0
+    recorded = cv2.VideoCapture(str(record))
+    try:
+        assert recorded.get(cv2.CAP_PROP_FRAME_COUNT) == 12
+        assert recorded.get(cv2.CAP_PROP_FPS) == pytest.approx(DEFAULT_FPS)
     finally:
         recorded.release()
 

@@ -150,8 +150,7 @@ def run(opts: CameraOptions, sinks: Sequence[Sink] = (), opener: Callable = open
     try:
         asked = {k: v for k, v in (("size", opts.capture_size), ("fps", opts.max_fps)) if v is not None}
         source = open_source(opts.source, (lambda src: opener(src, **asked)) if asked else opener, opts.max_fps)
-        fps = source.fps if opts.max_fps is None else min(source.fps or opts.max_fps, opts.max_fps)
-        stream = StreamInfo(opts.source, fps, source.live, model.class_names, source,
+        stream = StreamInfo(opts.source, source.rate, source.live, model.class_names, source,
                             quality=Quality(reference_shares(model)))
         for sink in outputs:
             sink.start(stream)

@@ -251,6 +251,9 @@ class FileSource:
     rate would give them; a file without a frame rate gives every frame."""
 
     live = False
+    rate: float
+    """Frames a second this source delivers, as a recording of them should play: the file's own rate,
+    or `max_fps` where that is lower; 0 when the file has no rate (every frame is delivered then)."""
 
     def __init__(self, source: str, opener: Callable = open_capture, max_fps: float | None = None):
         self.name = source
@@ -261,6 +264,7 @@ class FileSource:
         self.gaps: list[float] = []
         self.gap_count = 0
         self._limit = RateLimit(max_fps) if max_fps is not None and self.fps > 0 else None
+        self.rate = min(self.fps, max_fps) if self._limit is not None else self.fps
         if max_fps is not None and self._limit is None:
             log.warning("%s has no frame rate: --max-fps cannot tell which frames to skip; taking every frame",
                         source)
@@ -295,6 +299,9 @@ class LiveSource:
     """
 
     live = True
+    rate: float
+    """Frames a second this source delivers: the camera's own rate, or `max_fps` where that is lower or the
+    camera does not say; 0 when neither is known."""
 
     def __init__(self, source: str, opener: Callable = open_capture, max_backoff: float = 5.0,
                  max_fps: float | None = None):
@@ -303,6 +310,7 @@ class LiveSource:
         self._capture = opener(source)  # the first open fails loudly: nothing has been seen yet
         self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
         self._limit = RateLimit(max_fps) if max_fps is not None else None
+        self.rate = self.fps if max_fps is None else min(self.fps or max_fps, max_fps)
         self.skipped = 0
         """Frames the rate limit left out (grabbed, not decoded, where the capture allows)."""
         self._max_backoff = max_backoff

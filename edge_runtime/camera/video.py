@@ -12,6 +12,9 @@ import numpy as np
 from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.files import temp_beside
 
+DEFAULT_FPS = 30.0
+"""The rate a video is written at when its source has none (a file without a frame rate)."""
+
 
 class AtomicVideoWriter:
     """BGR frames of one size to an .mp4 (mp4v) or .avi (MJPG) file."""
@@ -20,7 +23,7 @@ class AtomicVideoWriter:
         self.path = Path(path)
         self._tmp = temp_beside(self.path)
         fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-        self._writer = cv2.VideoWriter(str(self._tmp), fourcc, fps or 30.0, size)
+        self._writer = cv2.VideoWriter(str(self._tmp), fourcc, fps or DEFAULT_FPS, size)
         if not self._writer.isOpened():
             self._tmp.unlink(missing_ok=True)
             raise FmnistEdgeError(f"{path}: OpenCV cannot write this video; use a .mp4 or .avi name")

@@ -59,8 +59,9 @@ class StreamInfo:
 
     source: str
     fps: float
-    """The rate frames come at: the source's own frame rate, or --max-fps where that is lower (a recording
-    plays at it); 0 when the source does not say and no --max-fps was given."""
+    """The rate frames come at, as the source says (its `rate`; a recording plays at it): the source's own
+    frame rate, or --max-fps where that is lower or a camera does not say; 0 when it is not known (a video
+    file without a frame rate, which gives every frame with --max-fps too)."""
     live: bool
     class_names: tuple[str, ...]
     source_counters: object | None = None
