@@ -185,3 +185,19 @@ def wait_until(condition, timeout: float = 20):
     while not condition():
         assert time.time() < deadline, "gave up waiting"
         time.sleep(0.05)
+
+
+def avi_claiming(path, scale: int, rate: int, frames: int = 6):
+    """An MJPEG .avi of `frames` frames whose stream header says rate/scale frames a second."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), i * 30, np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    strh = data.find(b"strh") + 8  # AVISTREAMHEADER after its fourcc and size: dwScale, dwRate at 20
+    data[strh + 20 : strh + 28] = np.array([scale, rate], "<u4").tobytes()
+    path.write_bytes(bytes(data))
+    return path

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -599,3 +601,54 @@ def test_max_fps_on_the_command_line(tmp_path):
         assert proc.returncode == 2 and "--max-fps" in proc.stderr and "Traceback" not in proc.stderr
     unit = run_cli("camera", "--source", "0", "--max-fps", "5", "--headless", "--systemd-unit").stdout
     assert "--max-fps 5" in unit
+
+
+def test_a_rate_nobody_could_play_is_taken_as_not_known(tmp_path, caplog):
+    from conftest import avi_claiming
+    from edge_runtime.camera.video import RATES, believable_rate
+
+    for scale, rate in ((10**6, 1), (1, 10**6)):  # a millionth and a million frames a second
+        path = avi_claiming(tmp_path / f"{scale}-{rate}.avi", scale, rate)
+        assert cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FPS) == pytest.approx(rate / scale)  # what it claims
+        source = FileSource(str(path), max_fps=5)
+        assert source.fps == source.rate == 0 and sum(1 for _ in iter(source.read, None)) == 6  # every frame
+        source.close()
+    assert "taken as not known" in caplog.text
+    path = avi_claiming(tmp_path / "fine.avi", 1, 12)
+    assert FileSource(str(path)).fps == 12
+
+    class Says(FakeCapture):
+        def __init__(self, said):
+            super().__init__()
+            self.said = said
+
+        def get(self, prop):
+            return self.said
+
+    for said in (float("inf"), float("nan"), -30.0, None):  # a camera driver's infinity, a bad header
+        source = LiveSource("0", opener=lambda s, said=said: Says(said))
+        source.close()
+        assert source.fps == source.rate == 0, said
+    assert [believable_rate(x) for x in (RATES[0], RATES[1], 29.97)] == [RATES[0], RATES[1], 29.97]
+
+
+def test_the_recorder_writes_at_the_default_rate_whatever_rate_it_is_given(tmp_path):
+    """OpenCV's writer hangs for good on an infinite rate and refuses a millionth as if the name were wrong;
+    run in a child so a hang fails the test instead of the suite."""
+    script = (
+        "import sys, numpy as np, cv2\n"
+        "from edge_runtime.camera.video import AtomicVideoWriter\n"
+        "for i, fps in enumerate((float('inf'), float('nan'), -1.0, 1e-6, 1e6)):\n"
+        "    for ext in ('avi', 'mp4'):\n"
+        "        path = f'{sys.argv[1]}/{i}.{ext}'\n"
+        "        writer = AtomicVideoWriter(path, fps, (64, 48))\n"
+        "        writer.write(np.zeros((48, 64, 3), np.uint8))\n"
+        "        writer.close()\n"
+        "        print(ext, cv2.VideoCapture(path).get(cv2.CAP_PROP_FPS))\n")
+    from edge_runtime.camera.video import DEFAULT_FPS
+
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    rates = [float(line.split()[1]) for line in proc.stdout.splitlines()]
+    assert rates == [pytest.approx(DEFAULT_FPS)] * 10

@@ -231,6 +231,21 @@ def test_nan_is_not_a_number(flag):
     assert flag in err
 
 
+def test_a_video_claiming_a_millionth_of_a_frame_a_second_neither_hangs_nor_stops_the_recording(tmp_path):
+    """Watched (--serve), a file is played at its own rate: at the rate this header claims, its second frame
+    would come in eleven days. Taken as not known, it is classified at once and recorded at 30 fps."""
+    from conftest import avi_claiming
+
+    video, record = avi_claiming(tmp_path / "slow.avi", 10**6, 1), tmp_path / "rec.mp4"
+    proc = run_cli("camera", "--source", str(video), "--headless", "--serve", "127.0.0.1:0", "--record", str(record),
+                   "--json", timeout=120)
+    assert json.loads(proc.stdout.splitlines()[-1])["summary"]["frames"] == 6
+    assert "taken as not known" in proc.stderr and "Traceback" not in proc.stderr
+    recorded = cv2.VideoCapture(str(record))
+    assert recorded.get(cv2.CAP_PROP_FPS) == pytest.approx(30) and recorded.get(cv2.CAP_PROP_FRAME_COUNT) == 6
+    recorded.release()
+
+
 def test_ctrl_c_while_a_stream_never_answers():
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge_runtime.camera.video import DEFAULT_FPS, believable_rate
 from edge_runtime.core.errors import FmnistEdgeError
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,16 @@ def _check_image_size(source: str) -> None:
                           "or raise the limit")
 
 
+def capture_rate(capture, source: str) -> float:
+    """The frame rate the capture says it has, when it is believable (`video.RATES`), else 0: not known."""
+    said = capture.get(cv2.CAP_PROP_FPS)
+    fps = believable_rate(said)
+    if not fps and said:
+        log.warning("%s says it has %s frames a second; taken as not known (not paced, recorded at %g)",
+                    source, said, DEFAULT_FPS)
+    return fps
+
+
 def _read(capture, limit: RateLimit | None, t: Callable[[], float]) -> tuple[bool, np.ndarray | None, bool]:
     """(ok, image, taken): the next frame of `capture`, read only when `limit` takes it at time t()
     (grabbed, then retrieved); a frame it leaves is skipped, not decoded where the capture allows."""
@@ -258,7 +269,7 @@ class FileSource:
     def __init__(self, source: str, opener: Callable = open_capture, max_fps: float | None = None):
         self.name = source
         self._capture = opener(source)
-        self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
+        self.fps = capture_rate(self._capture, source)
         self._next = 0
         self.dropped = self.skipped = 0
         self.gaps: list[float] = []
@@ -308,7 +319,7 @@ class LiveSource:
         self.name = source
         self._opener = opener
         self._capture = opener(source)  # the first open fails loudly: nothing has been seen yet
-        self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
+        self.fps = capture_rate(self._capture, source)
         self._limit = RateLimit(max_fps) if max_fps is not None else None
         self.rate = self.fps if max_fps is None else min(self.fps or max_fps, max_fps)
         self.skipped = 0

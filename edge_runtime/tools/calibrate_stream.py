@@ -95,13 +95,14 @@ def read_labels(path: str | Path, class_names: tuple[str, ...]) -> np.ndarray:
 def stream_answers(video: str, labels: str, model, roi=None) -> StreamAnswers:
     """Run the camera's preprocessing and the model over every frame of `video` once."""
     from edge_runtime.camera.preprocess import preprocess_frame
-    from edge_runtime.camera.sources import open_capture
+    from edge_runtime.camera.sources import capture_rate, open_capture
+    from edge_runtime.camera.video import DEFAULT_FPS
 
     truth = read_labels(labels, model.class_names)
     capture, rows = open_capture(video), []
     uniform = np.full(len(model.class_names), 1 / len(model.class_names), np.float32)
     try:
-        fps = float(capture.get(5) or 30.0)  # cv2.CAP_PROP_FPS
+        fps = capture_rate(capture, video) or DEFAULT_FPS
         while len(rows) <= len(truth):
             ok, frame = capture.read()
             if not ok:
@@ -113,7 +114,7 @@ def stream_answers(video: str, labels: str, model, roi=None) -> StreamAnswers:
     if len(rows) != len(truth):
         raise FmnistEdgeError(f"--labels {labels}: {len(truth)} lines for {video}'s {len(rows)}"
                               f"{'+' if len(rows) > len(truth) else ''} frames: give one line per frame")
-    return StreamAnswers(np.array(rows, np.float32), truth, fps if 0 < fps < 1000 else 30.0)
+    return StreamAnswers(np.array(rows, np.float32), truth, fps)
 
 
 def score_setting(answers: StreamAnswers, class_names: tuple[str, ...], smooth: int, min_score: float) -> dict:
