@@ -190,3 +190,14 @@ def test_refinement_that_grows_out_of_the_items_box_is_done_on_the_whole_frame()
     then = _reference()._refine(img, first.astype(bool), 2)
     np.testing.assert_array_equal(refined.astype(bool), then)
     assert refined[:, 100:].any()  # it did grow past the box and its margin
+
+
+@pytest.mark.parametrize("shape", [(1, 640), (640, 1), (9, 2000), (2000, 9), (5, 7)])
+def test_a_box_never_leaves_the_frame(shape):
+    """A frame so thin its working copy rounds to one pixel across: the box is still inside it."""
+    frame = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    frame[shape[0] // 3 : 2 * shape[0] // 3 + 1, shape[1] // 3 : 2 * shape[1] // 3 + 1] = 0
+    box = preprocess_frame(frame).box
+    assert box is not None  # this noise holds an item: the test checks a box, not its absence
+    x, y, w, h = box
+    assert 0 <= x and 0 <= y and w >= 1 and h >= 1 and x + w <= shape[1] and y + h <= shape[0], box

@@ -314,6 +314,8 @@ def preprocess_frame(frame: np.ndarray, roi: tuple[int, int, int, int] | None = 
     intensity = grey if light_on_dark else 255.0 - grey
     image = _fit_28(intensity[y0 : y0 + h, x0 : x0 + w], mask[y0 : y0 + h, x0 : x0 + w])
     box = None
-    if found:
-        box = (x_off + int(x0 / scale), y_off + int(y0 / scale), max(1, round(w / scale)), max(1, round(h / scale)))
+    if found:  # in the frame's pixels, and inside what was searched (a copy rounded to 1 px can overshoot)
+        fh, fw = bgr.shape[:2]
+        bx, by = min(int(x0 / scale), fw - 1), min(int(y0 / scale), fh - 1)
+        box = (x_off + bx, y_off + by, max(1, min(round(w / scale), fw - bx)), max(1, min(round(h / scale), fh - by)))
     return PreparedFrame(image[..., np.newaxis], box, _coverage(mask) if found else 0.0)
