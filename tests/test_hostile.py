@@ -246,6 +246,19 @@ def test_a_video_claiming_a_millionth_of_a_frame_a_second_neither_hangs_nor_stop
     recorded.release()
 
 
+def test_a_recording_of_frames_mp4_cannot_hold_names_the_size_and_the_fix(tmp_path):
+    video = tmp_path / "dot.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (1, 1))
+    for _ in range(3):
+        writer.write(np.zeros((1, 1, 3), np.uint8))
+    writer.release()
+    proc = run_cli("camera", "--source", str(video), "--headless", "--record", str(tmp_path / "r.mp4"), check=False)
+    assert "a 1x1 video" in error_line(proc) and "use an .avi name" in proc.stderr
+    assert not [p for p in tmp_path.iterdir() if "r.mp4" in p.name]  # nothing half-written left behind
+    run_cli("camera", "--source", str(video), "--headless", "--record", str(tmp_path / "r.avi"))  # the fix works
+    assert cv2.VideoCapture(str(tmp_path / "r.avi")).get(cv2.CAP_PROP_FRAME_COUNT) == 3
+
+
 def test_ctrl_c_while_a_stream_never_answers():
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

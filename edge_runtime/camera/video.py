@@ -40,7 +40,8 @@ class AtomicVideoWriter:
         self._writer = cv2.VideoWriter(str(self._tmp), fourcc, believable_rate(fps) or DEFAULT_FPS, size)
         if not self._writer.isOpened():
             self._tmp.unlink(missing_ok=True)
-            raise FmnistEdgeError(f"{path}: OpenCV cannot write this video; use a .mp4 or .avi name")
+            raise FmnistEdgeError(f"{path}: OpenCV cannot write a {size[0]}x{size[1]} video to this file; use an .avi "
+                                  "name (MJPG takes any frame size) or .mp4 for frames of at least 2x2")
 
     def write(self, frame: np.ndarray) -> None:
         self._writer.write(frame)
