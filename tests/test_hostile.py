@@ -335,3 +335,19 @@ def test_a_sealed_file_cut_short_is_one_line(golden, tmp_path, cut):
         path.write_bytes((golden[0] / name).read_bytes()[:-cut])
         with pytest.raises(FmnistEdgeError, match="cut short"):
             open_backend(path)
+
+
+def test_a_video_of_frames_over_the_pixel_limit_is_refused_before_a_frame_is_decoded(tmp_path):
+    """A few MB of MJPEG can hold frames of 12000x12000 (1.5 GB decoded): bounded as photos are. Shown here
+    with a small video and a small limit, so the test costs no memory."""
+    video = tmp_path / "wide.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (400, 300))
+    for _ in range(3):
+        writer.write(np.full((300, 400, 3), 200, np.uint8))
+    writer.release()
+    proc = run_cli("camera", "--source", str(video), "--headless", env={"FMNIST_EDGE_MAX_PIXELS": "100000"},
+                   check=False)
+    assert error_line(proc) == (f"Error: camera source {str(video)!r} gives frames of 400x300 pixels, over the limit "
+                                "of 100,000 (FMNIST_EDGE_MAX_PIXELS): give a smaller video or stream, or raise the "
+                                "limit")
+    run_cli("camera", "--source", str(video), "--headless", env={"FMNIST_EDGE_MAX_PIXELS": "120000"})  # at the limit

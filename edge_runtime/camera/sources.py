@@ -183,15 +183,36 @@ def open_capture(source: str, size: tuple[int, int] | None = None, fps: float | 
     if not capture.isOpened():
         capture.release()
         raise SourceError(f"cannot open camera source {source!r}: {hint}")
+    _check_frame_size(capture, source)
     return capture
+
+
+def _frame_size(capture) -> tuple[int, int] | None:
+    """The width and height the capture says its frames have; None when it does not say."""
+    w, h = capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 1 for v in (w, h)):
+        return None
+    return int(w), int(h)
+
+
+def _check_frame_size(capture, source: str) -> None:
+    """Frames are bounded like photos (core.image_size): a video of a few MB can hold frames of 12000x12000,
+    1.5 GB of memory when decoded, more than a Pi has. Known once the capture is open, before a frame is
+    decoded; a stream reopened after a gap is checked again."""
+    from edge_runtime.core.image_size import over_limit
+
+    if problem := over_limit(_frame_size(capture)):
+        capture.release()
+        raise SourceError(f"camera source {source!r} gives frames of {problem}: give a smaller video or stream, "
+                          "or raise the limit")
 
 
 def _ask_size(capture, source: str, size: tuple[int, int]) -> None:
     """Ask a V4L2 camera for frames of `size`; a camera picks the nearest mode it has, and says which."""
     capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
     capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
-    got = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    if got != tuple(size):
+    got = _frame_size(capture)
+    if got is not None and got != tuple(size):
         log.warning("camera %s gives %dx%d frames, not the %dx%d asked for (the nearest size it has)",
                     source, *got, *size)
 
