@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge_runtime.camera.video import DEFAULT_FPS, believable_rate
+from edge_runtime.camera.video import believable_rate
 from edge_runtime.core.errors import FmnistEdgeError
 
 log = logging.getLogger(__name__)
@@ -255,8 +255,7 @@ def capture_rate(capture, source: str) -> float:
     said = capture.get(cv2.CAP_PROP_FPS)
     fps = believable_rate(said)
     if not fps and said:
-        log.warning("%s says it has %s frames a second; taken as not known (not paced, recorded at %g)",
-                    source, said, DEFAULT_FPS)
+        log.warning("%s says it has %s frames a second; taken as not known", source, said)
     return fps
 
 
