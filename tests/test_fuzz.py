@@ -10,12 +10,10 @@ fails here)."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import resource
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import cv2
@@ -27,7 +25,6 @@ from edge_runtime.core.backends import open_backend
 from edge_runtime.core.classifier import BUNDLED
 from edge_runtime.core.metadata import TFLITE_MEMBER, TFLITE_REFERENCES
 from edge_runtime.core.modelfile import (
-    MARKERS,
     ONNX_CHECKSUM_KEY,
     ONNX_REFERENCES_KEY,
     PLACEHOLDER,
@@ -36,6 +33,9 @@ from edge_runtime.core.modelfile import (
     tflite_pack,
 )
 from toolkit.synthetic import render_frame, write_video
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from flip_sweep import unsealed
 
 pytestmark = pytest.mark.heavy  # hundreds of hostile files: minutes under emulation (Makefile, ARM64_FULL)
 
@@ -49,20 +49,6 @@ def flipped(data: bytes, positions) -> bytes:
     for p in positions:
         out[p] ^= 0xFF
     return bytes(out)
-
-
-def unsealed(data: bytes, suffix: str) -> bytes:
-    """The file as one exported before checksums: the same bytes without the checksum trailer."""
-    if suffix == ".tflite":
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = {i.filename: archive.read(i) for i in archive.infolist()}
-        buf = io.BytesIO(tflite_flatbuffer(data))
-        buf.seek(0, io.SEEK_END)
-        with zipfile.ZipFile(buf, "a") as archive:
-            for name, content in members.items():
-                archive.writestr(name, content)
-        return buf.getvalue()
-    return data[: -64 - len(MARKERS[suffix])]
 
 
 def metadata_mutations(path: Path) -> dict[str, bytes]:

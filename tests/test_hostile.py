@@ -337,6 +337,77 @@ def test_a_sealed_file_cut_short_is_one_line(golden, tmp_path, cut):
             open_backend(path)
 
 
+def _cut_points(data: bytes) -> dict[str, int]:
+    """Cuts through a sealed .tflite file's appended archive, by how many bytes are cut off the end."""
+    first = data.find(b"PK\x03\x04", len(tflite_flatbuffer(data)))
+    end_record = data.rfind(b"PK\x05\x06")
+    return {"the comment, before the checksum": 70,
+            "the end record": len(data) - end_record - 10,
+            "the directory (a nested .npz's end record remains)": len(data) - end_record + 40,
+            "the last member": len(data) - data.rfind(b"PK\x03\x04") - 40,
+            "the first member": len(data) - first - 60,
+            "the first member's header, before its name": len(data) - first - 12,
+            "the first member's signature": len(data) - first - 2,
+            "just after a nested .npz's end record": len(data) - data.rfind(b"PK\x05\x06", 0, end_record) - 22}
+
+
+@pytest.mark.parametrize("where", ["the comment, before the checksum", "the end record",
+                                   "the directory (a nested .npz's end record remains)", "the last member",
+                                   "the first member", "the first member's header, before its name",
+                                   "the first member's signature", "just after a nested .npz's end record"])
+def test_a_tflite_file_cut_anywhere_in_its_archive_is_one_line(golden, tmp_path, where):
+    """Cut after its flatbuffer, a file once lost its archive silently and loaded as one exported before
+    fmnist-edge wrote metadata (its classes assumed, its checksum skipped)."""
+    data = (golden[0] / "model_int8.tflite").read_bytes()
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(data[:-_cut_points(data)[where]])
+    with pytest.raises(FmnistEdgeError, match="damaged"):
+        open_backend(path)
+    proc = run_cli("info", str(path), check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "damaged" in error_line(proc)
+
+
+@pytest.mark.parametrize("tail", ["none", "a foreign archive", "a foreign archive and bytes after it"])
+def test_a_tflite_file_from_elsewhere_still_loads(golden_int8, tmp_path, tail):
+    """The rules for cut files leave other tools' files alone: a bare flatbuffer, one with its own archive
+    (as TFLite Support's metadata writer appends one, with labels.txt)."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO(golden_int8[0])
+    if tail != "none":
+        buf.seek(0, io.SEEK_END)
+        with zipfile.ZipFile(buf, "a") as archive:
+            archive.writestr("labels.txt", "\n".join(golden_int8[1].class_names))
+        buf.write(b"\0" * 7 if "after" in tail else b"")
+    path = tmp_path / "other.tflite"
+    path.write_bytes(buf.getvalue())
+    with open_backend(path) as backend:
+        assert backend.metadata is None and backend.checksum == "missing"
+        assert backend.predict(np.zeros((1, 28, 28, 1), np.uint8)).shape == (1, 10)
+
+
+def test_an_onnx_file_cut_at_its_checksum_entry_is_one_line(golden, tmp_path):
+    """Cut exactly before its last metadata_props entry, the checksum, an ONNX file is a valid model with
+    every other entry: it carries reference inputs, which only sealed files do."""
+    data = (golden[0] / "model_int8.onnx").read_bytes()
+    path = tmp_path / "cut.onnx"
+    path.write_bytes(data[: data.rfind(b"\x72" + bytes([88 - 2]))])
+    assert len(path.read_bytes()) == len(data) - 88
+    with pytest.raises(FmnistEdgeError, match="reference inputs but not the checksum"):
+        open_backend(path)
+
+
+def test_an_onnx_file_cut_between_its_metadata_entries_is_one_line(golden, tmp_path):
+    """Cut at the end of one of its metadata entries (before `extra`, written last): a valid model whose
+    metadata stops short."""
+    data = (golden[0] / "model_int8.onnx").read_bytes()
+    path = tmp_path / "cut.onnx"
+    path.write_bytes(data[: data.rfind(b"\x72", 0, data.rfind(b"fmnist_edge.extra"))])
+    with pytest.raises(FmnistEdgeError, match="metadata stops before `extra`"):
+        open_backend(path)
+
+
 def test_a_video_of_frames_over_the_pixel_limit_is_refused_before_a_frame_is_decoded(tmp_path):
     """A few MB of MJPEG can hold frames of 12000x12000 (1.5 GB decoded): bounded as photos are. Shown here
     with a small video and a small limit, so the test costs no memory."""

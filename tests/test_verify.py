@@ -4,9 +4,11 @@ an old file and a device that computes something else are each told so. No Tenso
 
 from __future__ import annotations
 
+import io
 import json
 import platform
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from conftest import error_line, run_cli
 from edge_runtime.core.backends import open_backend
 from edge_runtime.core.classifier import BUNDLED
 from edge_runtime.core.errors import FmnistEdgeError
-from edge_runtime.core.metadata import tflite_with_metadata
+from edge_runtime.core.metadata import TFLITE_MEMBER, tflite_with_metadata
 from edge_runtime.core.modelfile import MARKERS, checksum_state, seal, tflite_flatbuffer
 from edge_runtime.core.references import BOUNDARY, REST, References
 from edge_runtime.tools.verify import NO_REFERENCES, verify_backend
@@ -136,16 +138,37 @@ def test_every_byte_of_the_file_is_covered(golden, name):
             checksum_state(golden[0] / name, bytes(flipped))
 
 
-def test_a_damaged_marker_leaves_an_unsealed_file_that_verify_refuses(golden, tmp_path):
-    """A flip in the marker before the digits: the file no longer says it is sealed; the model's bytes
-    are intact, so it loads, but verify does not pass a file it cannot check."""
-    data = bytearray((golden[0] / "model_int8.tflite").read_bytes())
-    data[-65] ^= 0x01
-    path = tmp_path / "m.tflite"
+@pytest.mark.parametrize("name", ["model_int8.tflite", "model_int8.onnx"])
+def test_a_damaged_marker_is_refused_at_load(golden, tmp_path, name):
+    """A flip in the marker before the digits: the file no longer says it is sealed, but it carries
+    reference inputs, which only sealed files do: damaged, one line, and verify exits 1."""
+    data = bytearray((golden[0] / name).read_bytes())
+    data[-67] ^= 0x01  # a character of "sha256", the marker's last word in both formats
+    path = tmp_path / name
     path.write_bytes(bytes(data))
     assert checksum_state(path, bytes(data)) == "missing"
+    with pytest.raises(FmnistEdgeError, match="reference inputs but not the checksum"):
+        open_backend(path)
+    proc = run_cli("verify", str(path), check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "damaged" in error_line(proc)
+
+
+def test_a_file_without_references_or_checksum_loads_and_verify_refuses_it(golden, tmp_path):
+    """What fmnist-edge wrote before checksums: metadata, no references, no checksum. It loads; verify
+    cannot check it."""
+    flat = tflite_flatbuffer((golden[0] / "model_int8.tflite").read_bytes())
+    with open_backend(golden[0] / "model_int8.tflite") as backend:
+        meta = json.dumps(backend.metadata.to_dict()).encode()
+    buf = io.BytesIO(flat)
+    buf.seek(0, io.SEEK_END)
+    with zipfile.ZipFile(buf, "a") as archive:
+        archive.writestr(TFLITE_MEMBER, meta)
+    path = tmp_path / "old.tflite"
+    path.write_bytes(buf.getvalue())
+    with open_backend(path) as backend:
+        assert backend.checksum == "missing" and backend.metadata is not None
     report, proc = verify_json(str(path), check=False)
-    assert report["models"][0]["failures"] == ["the file carries no checksum of its bytes"] and proc.returncode == 1
+    assert report["models"][0]["failures"] == [NO_REFERENCES] and proc.returncode == 1
 
 
 def test_sealing_needs_the_placeholder():

@@ -93,6 +93,9 @@ def onnx_metadata(path: Path, props: dict[str, str]) -> dict | None:
     raw = {k[len(ONNX_PREFIX):]: v for k, v in props.items() if k.startswith(ONNX_PREFIX)}
     if not raw:
         return None
+    if "extra" not in raw:
+        raise FmnistEdgeError(f"{path}: damaged: its metadata stops before `extra`, the entry every export writes "
+                              "last (cut short); copy the file again, or export it again")
     try:
         if sum(len(k) + len(v) for k, v in raw.items()) > MAX_METADATA_BYTES:
             raise ValueError(f"its entries take more than the {MAX_METADATA_BYTES:,} bytes metadata needs")

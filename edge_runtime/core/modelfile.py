@@ -98,6 +98,8 @@ def zip_directory_problem(data: bytes) -> str | None:
     if at < 0 or at + 22 > len(data):
         return None
     entries, directory_bytes = struct.unpack_from("<HI", data, at + 10)
+    if at + 22 + struct.unpack_from("<H", data, at + 20)[0] > len(data):
+        return "its end record's comment is cut short"
     if data[max(0, at - 20):at - 16] == b"PK\x06\x07":
         return "a zip64 archive, which fmnist-edge never writes"
     if entries > MAX_ARCHIVE_MEMBERS or directory_bytes > MAX_DIRECTORY_BYTES:
@@ -133,17 +135,50 @@ def tflite_members(path: Path, data: bytes, limits: dict[str, int] | None = None
                 if limits is None:
                     limits = {info.filename: MAX_EMBEDDED_BYTES for info in archive.infolist()}
                 infos = checked_members(archive, limits)
+                if not infos and _has_member_header(data, limits):  # the archive found is one nested in a member
+                    raise ValueError("its end record is missing: the file is cut short")
                 if sum(info.file_size for info in infos) > MAX_EMBEDDED_BYTES:
                     raise ValueError("its members claim more than a model's metadata can hold")
                 return {info.filename: archive.read(info) for info in infos}
     except zipfile.BadZipFile as exc:
-        if b"PK\x05\x06" not in data[-(1 << 16) - 22:]:
+        if b"PK\x05\x06" in data[-(1 << 16) - 22:]:
+            problem = first_line(exc, 80)
+        elif _has_member_header(data, limits or {}):
+            problem = "its end record is missing: the file is cut short"
+        else:
             return {}  # no archive at all: a plain .tflite file from elsewhere
-        problem = first_line(exc, 80)
     except Exception as exc:  # zipfile and zlib fail in many ways on damaged bytes
         problem = first_line(exc, 120)
     raise FmnistEdgeError(f"{path}: damaged metadata archive ({problem}); copy the file again, "
                           "or export it again")
+
+
+def _has_member_header(data: bytes, names) -> bool:
+    """Whether `data` holds the start of a zip entry named one of `names` (its local header: signature,
+    22 bytes, the name's length, 2 bytes, the name), or ends within such a header, before its name:
+    what is left of an fmnist-edge archive cut before its end record."""
+    if not names:
+        return False
+    if data.find(b"PK\x03\x04", max(0, len(data) - 30 - max(map(len, names)))) >= 0:
+        return True
+    if any(data.endswith(b"PK\x03"[:k]) and (len(data) - k) % 4 == 0 for k in (1, 2, 3)):
+        return True  # ends within the signature itself, after a flatbuffer (always a multiple of 4 bytes)
+    for name in map(str.encode, names):
+        at = data.rfind(name)
+        while at >= 30:
+            if data[at - 30:at - 26] == b"PK\x03\x04" and struct.unpack_from("<H", data, at - 4)[0] == len(name):
+                return True
+            at = data.rfind(name, 0, at)
+    return False
+
+
+def check_sealed(path: Path, checksum: str, references: bytes | None) -> None:
+    """Every file fmnist-edge has written since it stores reference inputs is sealed: one that carries
+    them without a checksum has lost its end (cut short) or the marker before its checksum."""
+    if checksum == "missing" and references is not None:
+        raise FmnistEdgeError(f"{path}: damaged: it carries reference inputs but not the checksum every file "
+                              "with them ends with (cut short, or its end altered); copy the file again, "
+                              "or export it again")
 
 
 def tflite_flatbuffer(data: bytes) -> bytes:

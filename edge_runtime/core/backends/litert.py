@@ -19,7 +19,7 @@ from edge_runtime.core.backends.base import (
 )
 from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.metadata import TFLITE_LIMITS, TFLITE_REFERENCES, parse_metadata, tflite_metadata
-from edge_runtime.core.modelfile import read_checked, tflite_members
+from edge_runtime.core.modelfile import check_sealed, read_checked, tflite_members
 from edge_runtime.core.quiet import quiet_native_stderr
 
 
@@ -86,6 +86,7 @@ class LiteRTBackend(Backend):
         members = tflite_members(self.path, self._data, TFLITE_LIMITS)
         self.metadata = parse_metadata(self.path, tflite_metadata(self.path, members))
         self.references_blob = members.get(TFLITE_REFERENCES)
+        check_sealed(self.path, self.checksum, self.references_blob)
         try:
             self._open(module, threads)
         except FmnistEdgeError:

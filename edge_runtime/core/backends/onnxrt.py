@@ -17,7 +17,7 @@ from edge_runtime.core.backends.base import (
 )
 from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.metadata import onnx_duplicate_key, onnx_metadata, parse_metadata
-from edge_runtime.core.modelfile import ONNX_REFERENCES_KEY, read_checked
+from edge_runtime.core.modelfile import ONNX_REFERENCES_KEY, check_sealed, read_checked
 from edge_runtime.core.references import MAX_REFERENCES_BASE64
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
@@ -87,6 +87,7 @@ class OnnxRuntimeBackend(Backend):
             raise FmnistEdgeError(f"{self.path}: damaged metadata ({twice} twice in metadata_props); export it again")
         self.metadata = parse_metadata(self.path, onnx_metadata(self.path, props))
         self.references_blob = _base64(self.path, props.get(ONNX_REFERENCES_KEY))
+        check_sealed(self.path, self.checksum, self.references_blob)
         self._in_dtype = np.dtype(self.input.dtype)
         self._out_names = [self.output.name]
         self.probe()
