@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark scripts, importable by the tests
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+import check_pi_wheels
+import run_matrix
 
-import check_pi_wheels  # noqa: E402
-import run_matrix  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def report(board, cpu, p50, throttled=False, verified=True):

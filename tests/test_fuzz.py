@@ -20,6 +20,7 @@ import cv2
 import hostile_files as hostile
 import numpy as np
 import pytest
+from flip_sweep import unsealed  # the file as one exported before checksums
 
 from edge_runtime.core.backends import open_backend
 from edge_runtime.core.classifier import BUNDLED
@@ -33,9 +34,6 @@ from edge_runtime.core.modelfile import (
     tflite_pack,
 )
 from toolkit.synthetic import render_frame, write_video
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from flip_sweep import unsealed
 
 pytestmark = pytest.mark.heavy  # hundreds of hostile files: minutes under emulation (Makefile, ARM64_FULL)
 

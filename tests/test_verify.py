@@ -4,20 +4,19 @@ an old file and a device that computes something else are each told so. No Tenso
 
 from __future__ import annotations
 
-import io
 import json
 import platform
 import shutil
-import zipfile
 
 import numpy as np
 import pytest
 from conftest import error_line, run_cli
+from flip_sweep import unsealed
 
 from edge_runtime.core.backends import open_backend
 from edge_runtime.core.classifier import BUNDLED
 from edge_runtime.core.errors import FmnistEdgeError
-from edge_runtime.core.metadata import TFLITE_MEMBER, tflite_with_metadata
+from edge_runtime.core.metadata import tflite_with_metadata
 from edge_runtime.core.modelfile import MARKERS, checksum_state, seal, tflite_flatbuffer
 from edge_runtime.core.references import BOUNDARY, REST, References
 from edge_runtime.tools.verify import NO_REFERENCES, verify_backend
@@ -156,15 +155,8 @@ def test_a_damaged_marker_is_refused_at_load(golden, tmp_path, name):
 def test_a_file_without_references_or_checksum_loads_and_verify_refuses_it(golden, tmp_path):
     """What fmnist-edge wrote before checksums: metadata, no references, no checksum. It loads; verify
     cannot check it."""
-    flat = tflite_flatbuffer((golden[0] / "model_int8.tflite").read_bytes())
-    with open_backend(golden[0] / "model_int8.tflite") as backend:
-        meta = json.dumps(backend.metadata.to_dict()).encode()
-    buf = io.BytesIO(flat)
-    buf.seek(0, io.SEEK_END)
-    with zipfile.ZipFile(buf, "a") as archive:
-        archive.writestr(TFLITE_MEMBER, meta)
     path = tmp_path / "old.tflite"
-    path.write_bytes(buf.getvalue())
+    path.write_bytes(unsealed((golden[0] / "model_int8.tflite").read_bytes(), ".tflite"))
     with open_backend(path) as backend:
         assert backend.checksum == "missing" and backend.metadata is not None
     report, proc = verify_json(str(path), check=False)
