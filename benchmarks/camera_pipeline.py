@@ -13,13 +13,15 @@ the same scene as the last one preprocessed gets its result), with the share of 
 video's camera drifts 2 px a frame, as a hand-held one does; --on-stand writes it without the drift (only
 the sensor noise changes between an item's frames), as a camera on a stand or in a corner sees it.
 With --max-fps HZ, a row for `camera --max-fps HZ` (at most HZ of the video's 30 frames a second are
-classified; a file's skipped frames are still decoded, a V4L2 camera's are not). Every row says what
+classified; a file's skipped frames are still decoded, a V4L2 camera's are not). With --decode-scale N, a
+row for `camera --decode-scale N` (each MJPEG frame decoded at 1/N of its size: the decode and the
+preprocessing both cost less; with mp4v it says it decodes in full). Every row says what
 share of one core the run would take at the video's own 30 frames a second (its busy seconds over the
 video's length).
 
     python benchmarks/camera_pipeline.py [--model PATH] [--frames 600] [--repeats 3] [--container avi|mp4]
                                          [--no-reference] [--reuse-still] [--on-stand] [--max-fps HZ]
-                                         [--markdown]
+                                         [--decode-scale N] [--markdown]
 """
 
 from __future__ import annotations
@@ -36,15 +38,18 @@ HERE = Path(__file__).resolve().parent
 VARIANTS = {"current": "as it is (edge_runtime.camera.preprocess)",
             "reference": "as it was (benchmarks/reference_preprocess.py)",
             "reuse": "as it is, camera --reuse-still",
-            "rate": "as it is, camera --max-fps {hz:g}"}
+            "rate": "as it is, camera --max-fps {hz:g}",
+            "decode": "as it is, camera --decode-scale {scale}"}
 VIDEO_FPS = 30
 
 
-def run_once(video: Path, model: str | None, threads: int, variant: str = "current", max_fps: float = 0.0) -> dict:
+def run_once(video: Path, model: str | None, threads: int, variant: str = "current", max_fps: float = 0.0,
+             decode_scale: int = 1) -> dict:
     camera = ["camera", "--source", str(video), "--headless", "--json", "--threads", str(threads)]
     camera += ["--model", model] if model else []
     camera += ["--reuse-still"] if variant == "reuse" else []
     camera += ["--max-fps", str(max_fps)] if variant == "rate" else []
+    camera += ["--decode-scale", str(decode_scale)] if variant == "decode" else []
     runner = ["-m", "toolkit.cli"] if variant != "reference" else [str(Path(__file__).resolve()), "--as-reference"]
     proc = subprocess.run([sys.executable, *runner, *camera], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -77,18 +82,19 @@ def core_share(run: dict) -> float:
     return run["frames"] / run["fps"] / ((run["frames"] + run.get("skipped", 0)) / VIDEO_FPS) if run["fps"] else 0.0
 
 
-def markdown(results: dict[str, dict], max_fps: float = 0.0) -> str:
+def markdown(results: dict[str, dict], max_fps: float = 0.0, decode_scale: int = 1) -> str:
     from edge_runtime.report.tables import markdown_table
 
     headers = ["preprocessing", "frames", "runs", "best FPS", "median FPS", "p50 ms", "p99 ms", "decode+wait ms",
-               "preprocess ms", "inference ms", "draw ms", "outputs ms", "preprocess / wait", "reused",
-               f"core at {VIDEO_FPS} fps"]
+               "preprocess ms", "decode+wait+preprocess ms", "inference ms", "draw ms", "outputs ms",
+               "preprocess / wait", "reused", f"core at {VIDEO_FPS} fps"]
     rows = []
     for variant, result in results.items():
         best, stages = result["best"], result["best"]["stage_ms"]
-        rows.append([VARIANTS[variant].format(hz=max_fps), best["frames"], len(result["runs"]), f"{best['fps']:.0f}",
-                     f"{result['median_fps']:.0f}", f"{best['p50_ms']:.3f}", f"{best['p99_ms']:.3f}",
-                     f"{stages['wait']:.3f}", f"{stages['preprocess']:.3f}", f"{stages['inference']:.3f}",
+        rows.append([VARIANTS[variant].format(hz=max_fps, scale=decode_scale), best["frames"], len(result["runs"]),
+                     f"{best['fps']:.0f}", f"{result['median_fps']:.0f}", f"{best['p50_ms']:.3f}",
+                     f"{best['p99_ms']:.3f}", f"{stages['wait']:.3f}", f"{stages['preprocess']:.3f}",
+                     f"{stages['wait'] + stages['preprocess']:.3f}", f"{stages['inference']:.3f}",
                      f"{stages['draw']:.3f}", f"{stages.get('outputs', 0):.3f}",
                      f"{stages['preprocess'] / stages['wait']:.2f}",
                      f"{best.get('reused', 0) / max(best['frames'], 1):.0%}",
@@ -114,6 +120,8 @@ def main() -> int:
     parser.add_argument("--reuse-still", action="store_true", help="also time camera --reuse-still")
     parser.add_argument("--on-stand", action="store_true", help="a camera that does not drift (only sensor noise)")
     parser.add_argument("--max-fps", type=float, default=None, metavar="HZ", help="also time camera --max-fps HZ")
+    parser.add_argument("--decode-scale", type=int, choices=(2, 4, 8), default=None, metavar="N",
+                        help="also time camera --decode-scale N (2, 4 or 8)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     if args.max_fps is not None and not 0 < args.max_fps < float("inf"):
@@ -123,16 +131,18 @@ def main() -> int:
     variants = ["current"] if args.no_reference else ["current", "reference"]
     variants += ["reuse"] if args.reuse_still else []
     variants += ["rate"] if args.max_fps is not None else []
+    variants += ["decode"] if args.decode_scale is not None else []
     runs: dict[str, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="fmnist-edge-camera-") as tmp:
         video = Path(tmp) / f"camera_640x480.{args.container}"
         write_video(video, images[..., 0], frames_per_item=per_item, size=(480, 640), hand_held=not args.on_stand)
         for _ in range(args.repeats):
             for variant in variants:
-                runs[variant].append(run_once(video, args.model, args.threads, variant, args.max_fps))
+                runs[variant].append(run_once(video, args.model, args.threads, variant, args.max_fps,
+                                              args.decode_scale or 1))
     results = {v: summarise(r) for v, r in runs.items()}
     if args.markdown:
-        print(markdown(results, args.max_fps or 0.0))
+        print(markdown(results, args.max_fps or 0.0, args.decode_scale or 1))
     else:
         keys = ("runs", "best_fps", "median_fps", "core_share")
         print(json.dumps({v: {k: r[k] for k in keys} for v, r in results.items()}, indent=2))

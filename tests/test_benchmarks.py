@@ -91,6 +91,21 @@ def test_camera_pipeline_times_a_rate_limited_camera():
     assert proc.returncode == 2 and "above 0" in proc.stderr
 
 
+def test_camera_pipeline_times_a_smaller_decode():
+    """--decode-scale 4 adds a row of camera --decode-scale 4 on the same MJPEG video, every frame classified."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "camera_pipeline.py"), "--frames", "20",
+                           "--repeats", "1", "--no-reference", "--decode-scale", "4", "--markdown"],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    header = [c.strip() for c in lines[0].split("|")]
+    row = [c.strip() for c in next(line for line in lines if "--decode-scale 4" in line).split("|")]
+    cell = dict(zip(header, row, strict=True))
+    assert cell["frames"] == "20" and "decoding them in full" not in proc.stderr
+    total = float(cell["decode+wait+preprocess ms"])
+    assert total == pytest.approx(float(cell["decode+wait ms"]) + float(cell["preprocess ms"]), abs=0.0015)
+
+
 @pytest.mark.heavy  # six fits on 13,000 replayed and test images: minutes under emulation
 def test_adapt_sweep_scores_every_replay_weighting(tmp_path, test_set):
     """benchmarks/adapt_sweep.py on a folder of rings (a new class) and test items, the bundled model and its

@@ -64,6 +64,8 @@ class CameraOptions:
     """(width, height) to ask the camera for (an index or picamera); None: its default."""
     max_fps: float | None = None
     """At most this many frames a second are classified (asked of a camera; the rest skipped); None: all."""
+    decode_scale: int = 1
+    """Decode an MJPEG source's frames at 1/N of their size (1, 2, 4 or 8; sources.ReducedJpegCapture)."""
 
 
 SINKS: tuple[type[Sink], ...] = (WindowSink, RecorderSink, MetricsSink, ServerSink, MqttSink, WatchdogSink)
@@ -149,6 +151,7 @@ def run(opts: CameraOptions, sinks: Sequence[Sink] = (), opener: Callable = open
     summary, source = None, None
     try:
         asked = {k: v for k, v in (("size", opts.capture_size), ("fps", opts.max_fps)) if v is not None}
+        asked.update({"decode_scale": opts.decode_scale} if opts.decode_scale != 1 else {})
         source = open_source(opts.source, (lambda src: opener(src, **asked)) if asked else opener, opts.max_fps)
         stream = StreamInfo(opts.source, source.rate, source.live, model.class_names, source,
                             quality=Quality(reference_shares(model)))

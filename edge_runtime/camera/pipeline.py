@@ -77,7 +77,7 @@ class FrameResult:
         return {"frame": self.frame.index, "label": self.shown.label, "class_id": self.class_id,
                 "score": round(self.score, 4), "latency_ms": round(self.latency_ms, 3),
                 "smoothed_score": round(self.shown.score, 4), "found": self.found,
-                "box": list(self.prepared.box) if self.found else None,
+                "box": list(self.frame.in_source_pixels(self.prepared.box)) if self.found else None,
                 "age_ms": round((clock() - self.frame.captured) * 1e3, 3),
                 "stages_ms": {k: round(v * 1e3, 3) for k, v in self.stages.items()}, "reused": self.reused}
 
@@ -103,10 +103,11 @@ class FrameStep:
 
     def process(self, frame: Frame, waited: float) -> FrameResult:
         t0 = clock()
+        roi = frame.in_image_pixels(self.roi)  # given in the source's pixels; a frame may be decoded smaller
         if self.still is None:
-            prepared, reused = preprocess_frame(frame.image, self.roi), False
+            prepared, reused = preprocess_frame(frame.image, roi), False
         else:
-            prepared, reused = self.still(frame.image, self.roi)
+            prepared, reused = self.still(frame.image, roi)
         t1 = clock()
         if reused and self._answered is not None and self._answered[0] is prepared:
             probs = self._answered[1]

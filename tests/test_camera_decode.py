@@ -1,0 +1,200 @@
+"""`camera --decode-scale N`: an MJPEG source read as its JPEG packets, each decoded at 1/N of its size; boxes
+and --roi in the source's pixels all the same; packets that do not decode, or are over the pixel limit, skipped
+without being decoded; any other source decoded in full, and said so."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime.camera.sinks.base import Sink
+from edge_runtime.camera.sources import MAX_BAD_PACKETS, Frame, ReducedJpegCapture, open_capture
+
+
+def jpeg(height: int, width: int, value: int = 200) -> np.ndarray:
+    """A JPEG file's bytes as the 1xN row an OpenCV capture gives a packet as."""
+    image = np.full((height, width, 3), value, np.uint8)
+    return cv2.imencode(".jpg", image)[1].reshape(1, -1)
+
+
+def test_regions_and_boxes_convert_between_the_source_and_a_smaller_decode():
+    frame = Frame(np.zeros((120, 160, 3), np.uint8), 0, 0.0, scale=4)
+    assert frame.in_source_pixels((10, 20, 30, 40)) == (40, 80, 120, 160)
+    assert frame.in_image_pixels((5, 7, 10, 10)) == (1, 1, 3, 4)  # every pixel the region touches
+    assert frame.in_image_pixels((0, 0, 640, 480)) == (0, 0, 160, 120)
+    assert frame.in_image_pixels(None) is None
+    whole = Frame(np.zeros((480, 640, 3), np.uint8), 0, 0.0)
+    assert whole.in_source_pixels((1, 2, 3, 4)) == (1, 2, 3, 4) and whole.in_image_pixels((1, 2, 3, 4)) == (1, 2, 3, 4)
+
+
+class Frames(Sink):
+    """Keeps what each frame was decoded to, and its JSON line."""
+
+    def __init__(self):
+        self.seen = []
+
+    def consume(self, result):
+        self.seen.append((result.frame.image.shape, result.frame.scale, result.record()))
+
+
+def test_an_mjpeg_video_is_decoded_at_a_quarter_with_boxes_and_roi_in_its_own_pixels(tmp_path, test_set):
+    from edge_runtime.camera.app import CameraOptions, run
+
+    from toolkit.synthetic import write_video
+
+    path = tmp_path / "clip.avi"  # MJPEG, as a USB camera sends it
+    write_video(path, test_set[0][:8, ..., 0], frames_per_item=3)
+    runs = {}
+    for scale in (1, 4):
+        sink = Frames()
+        run(CameraOptions(source=str(path), headless=True, decode_scale=scale), [sink])
+        runs[scale] = sink.seen
+    assert {(shape, s) for shape, s, _ in runs[1]} == {((480, 640, 3), 1)}
+    assert {(shape, s) for shape, s, _ in runs[4]} == {((120, 160, 3), 4)}
+    full, quarter = ([line for _, _, line in runs[s]] for s in (1, 4))
+    assert [line["frame"] for line in quarter] == list(range(24))
+    assert all(a["found"] and b["found"] for a, b in zip(full, quarter, strict=True))
+    for a, b in zip(full, quarter, strict=True):  # the same item, found in the same place of the 640x480 frame
+        assert np.abs(np.array(a["box"]) - b["box"]).max() <= 16, (a["box"], b["box"])
+        x, y, w, h = b["box"]
+        assert x % 4 == y % 4 == w % 4 == h % 4 == 0 and x + w <= 640 + 3 and y + h <= 480 + 3
+    agree = np.mean([a["class_id"] == b["class_id"] for a, b in zip(full, quarter, strict=True)])
+    assert agree >= 0.8, agree
+
+    sink = Frames()  # a region given in the source's pixels is looked in there, whatever the decode
+    run(CameraOptions(source=str(path), headless=True, decode_scale=4, roi=(0, 0, 320, 480)), [sink])
+    boxes = [line["box"] for _, _, line in sink.seen if line["found"]]
+    assert boxes and all(x + w <= 320 for x, _, w, _ in boxes)
+
+
+class FakeV4L2:
+    """cv2.VideoCapture of a V4L2 camera that starts in YUYV, has an MJPEG mode, and gives its packets as they
+    come once asked not to convert them (CAP_PROP_CONVERT_RGB 0), as OpenCV's V4L2 backend does."""
+
+    def __init__(self, index):
+        self.fourcc, self.convert = cv2.VideoWriter_fourcc(*"YUYV"), True
+
+    def isOpened(self):
+        return True
+
+    def getBackendName(self):
+        return "V4L2"
+
+    def set(self, prop, value):
+        if prop == cv2.CAP_PROP_FOURCC:
+            self.fourcc = value
+        elif prop == cv2.CAP_PROP_CONVERT_RGB:
+            self.convert = bool(value)
+        return True
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_WIDTH: 640, cv2.CAP_PROP_FRAME_HEIGHT: 480, cv2.CAP_PROP_FOURCC: self.fourcc,
+                cv2.CAP_PROP_FPS: 30.0}.get(prop, 0.0)
+
+    def grab(self):
+        return True
+
+    def retrieve(self):
+        return True, np.full((480, 640, 3), 200, np.uint8) if self.convert else jpeg(480, 640)
+
+    def read(self):
+        return self.retrieve()
+
+    def release(self):
+        pass
+
+
+def test_a_v4l2_camera_is_switched_to_mjpeg_and_read_as_packets(monkeypatch):
+    from edge_runtime.camera import sources
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", FakeV4L2)
+    capture = open_capture("0", decode_scale=2)
+    assert isinstance(capture, ReducedJpegCapture)
+    ok, image = capture.read()
+    assert ok and image.shape == (240, 320, 3) and capture.frame_scale == 2
+    assert not isinstance(open_capture("0"), ReducedJpegCapture)  # without the option: as OpenCV decodes it
+
+
+def test_a_source_that_is_not_mjpeg_is_decoded_in_full_and_says_so(tmp_path, test_set, caplog):
+    from toolkit.synthetic import write_video
+
+    path = tmp_path / "clip.mp4"  # mp4v: not JPEG packets
+    write_video(path, test_set[0][:1, ..., 0], frames_per_item=2)
+    capture = open_capture(str(path), decode_scale=4)
+    assert not isinstance(capture, ReducedJpegCapture)
+    assert "--decode-scale 4" in caplog.text and "not MJPEG packets; decoding them in full" in caplog.text
+    ok, image = capture.read()
+    assert ok and image.shape == (480, 640, 3)
+    capture.release()
+
+
+class Packets:
+    """A capture that gives the packets it was made with, then ends."""
+
+    def __init__(self, packets):
+        self.packets, self.released = list(packets), False
+
+    def grab(self):
+        return bool(self.packets)
+
+    def retrieve(self):
+        return True, self.packets.pop(0)
+
+    def release(self):
+        self.released = True
+
+
+def test_packets_that_do_not_decode_or_are_too_big_are_skipped_undecoded(monkeypatch, caplog):
+    monkeypatch.setenv("FMNIST_EDGE_MAX_PIXELS", "100000")
+    decoded = np.full((48, 64, 3), 9, np.uint8)
+    capture = ReducedJpegCapture(Packets([jpeg(48, 64), jpeg(400, 300), np.frombuffer(b"\xff\xd8 not a jpeg", np.uint8)
+                                          .reshape(1, -1), np.zeros((1, 0), np.uint8), jpeg(96, 128), decoded]),
+                                 "cam", 2)
+    with caplog.at_level(logging.WARNING):
+        ok, image = capture.read()
+        assert ok and image.shape == (24, 32, 3) and capture.frame_scale == 2
+        ok, image = capture.read()  # 300x400 is over 100,000 pixels: skipped, and so are the broken packets
+        assert ok and image.shape == (48, 64, 3) and capture.skipped_packets == 3
+        ok, image = capture.read()  # a backend that decoded it after all: passed on as it is
+        assert ok and image is decoded and capture.frame_scale == 1
+        assert capture.read() == (False, None)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == ["cam: skipped a frame (300x400 pixels, over the limit of 100,000 (FMNIST_EDGE_MAX_PIXELS); "
+                        "1 so far): it is not decoded"]  # one line, not one a frame
+
+    endless = ReducedJpegCapture(Packets([np.frombuffer(b"junk", np.uint8).reshape(1, -1)] * (MAX_BAD_PACKETS + 5)),
+                                 "cam", 4)
+    assert endless.read() == (False, None) and endless.skipped_packets == MAX_BAD_PACKETS  # gives up, not forever
+
+
+def test_decode_scale_on_the_command_line(tmp_path):
+    from conftest import run_cli
+
+    proc = run_cli("camera", "--source", "clip.avi", "--decode-scale", "3", "--headless", check=False)
+    assert proc.returncode == 2 and "--decode-scale" in proc.stderr
+    unit = run_cli("camera", "--source", "0", "--decode-scale", "4", "--headless", "--systemd-unit").stdout
+    assert "--decode-scale 4" in unit
+
+    # A raw MJPEG stream whose fourth frame is bigger than the limit: that frame is skipped, not decoded (decoded in
+    # full, FFmpeg would decode it at its own size before scaling it to the stream's).
+    small, big = (cv2.imencode(".jpg", np.full((h, w, 3), 200, np.uint8))[1].tobytes() for h, w in ((48, 64),
+                                                                                                    (800, 1000)))
+    stream = tmp_path / "grows.mjpeg"
+    stream.write_bytes(small * 3 + big + small * 2)
+    proc = run_cli("camera", "--source", str(stream), "--headless", "--json", "--decode-scale", "2",
+                   env={"FMNIST_EDGE_MAX_PIXELS": "100000"})
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [line["frame"] for line in lines[:-1]] == [0, 1, 2, 4, 5] and lines[-1]["summary"]["frames"] == 5
+    assert "skipped a frame (1000x800 pixels, over the limit of 100,000" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("scale", [2, 8])
+def test_every_scale_decodes_to_its_share_of_the_frame(scale):
+    capture = ReducedJpegCapture(Packets([jpeg(480, 640)]), "cam", scale)
+    ok, image = capture.read()
+    assert ok and image.shape == (480 // scale, 640 // scale, 3)
