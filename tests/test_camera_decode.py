@@ -166,6 +166,12 @@ def test_packets_that_do_not_decode_or_are_too_big_are_skipped_undecoded(monkeyp
     assert warnings == ["cam: skipped a frame (300x400 pixels, over the limit of 100,000 (FMNIST_EDGE_MAX_PIXELS); "
                         "1 so far): it is not decoded"]  # one line, not one a frame
 
+    limited = ReducedJpegCapture(Packets([jpeg(48, 64, 0), np.frombuffer(b"junk", np.uint8).reshape(1, -1),
+                                          jpeg(48, 64, 90)]), "cam", 2)
+    assert limited.grab() and limited.retrieve()[1].mean() < 10  # grab and retrieve, as --max-fps reads
+    ok, image = limited.retrieve() if limited.grab() else (False, None)
+    assert ok and 80 < image.mean() < 100 and limited.skipped_packets == 1  # the junk skipped for the next frame
+
     endless = ReducedJpegCapture(Packets([np.frombuffer(b"junk", np.uint8).reshape(1, -1)] * (MAX_BAD_PACKETS + 5)),
                                  "cam", 4)
     assert endless.read() == (False, None) and endless.skipped_packets == MAX_BAD_PACKETS  # gives up, not forever

@@ -263,20 +263,20 @@ class ReducedJpegCapture:
         return self._capture.grab()
 
     def retrieve(self) -> tuple[bool, np.ndarray | None]:
-        """The grabbed frame, decoded; (False, None) when it could not be (skipped, and said why)."""
-        ok, packet = self._capture.retrieve()
-        image = self._decode(packet) if ok and packet is not None else None
-        return image is not None, image
-
-    def read(self) -> tuple[bool, np.ndarray | None]:
-        """The next frame that decodes; (False, None) at the end, or after MAX_BAD_PACKETS in a row that do not."""
+        """The grabbed frame, decoded; one that does not decode is skipped (and said why) for the next one that
+        does. (False, None) at the end, or after MAX_BAD_PACKETS in a row that do not."""
         for _ in range(MAX_BAD_PACKETS):
+            ok, packet = self._capture.retrieve()
+            if not ok or packet is None:
+                return False, None
+            if (image := self._decode(packet)) is not None:
+                return True, image
             if not self._capture.grab():
                 return False, None
-            ok, image = self.retrieve()
-            if ok:
-                return True, image
         return False, None
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        return self.retrieve() if self._capture.grab() else (False, None)
 
     def release(self) -> None:
         self._capture.release()
