@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.camera.sinks.base import Sink
-from edge_runtime.camera.sources import MAX_BAD_PACKETS, Frame, ReducedJpegCapture, open_capture
+from edge_runtime.camera.sources import AUTO, MAX_BAD_PACKETS, Frame, ReducedJpegCapture, auto_scale, open_capture
 
 
 def jpeg(height: int, width: int, value: int = 200) -> np.ndarray:
@@ -204,3 +204,27 @@ def test_every_scale_decodes_to_its_share_of_the_frame(scale):
     capture = ReducedJpegCapture(Packets([jpeg(480, 640)]), "cam", scale)
     ok, image = capture.read()
     assert ok and image.shape == (480 // scale, 640 // scale, 3)
+
+
+def test_auto_keeps_the_copy_the_item_is_searched_on():
+    """auto: each frame at the smallest scale whose longest side is still at least 128 px (the search's copy)."""
+    assert [auto_scale(size) for size in ((640, 480), (1280, 720), (1920, 1080), (320, 240), (200, 150), (64, 48),
+                                          (480, 640), (1024, 100))] == [4, 8, 8, 2, 1, 1, 4, 8]
+    capture = ReducedJpegCapture(Packets([jpeg(480, 640), jpeg(720, 1280), jpeg(150, 200)]), "cam", AUTO)
+    shapes = []
+    while (got := capture.read())[0]:
+        shapes.append((got[1].shape, capture.frame_scale))
+    assert shapes == [((120, 160, 3), 4), ((90, 160, 3), 8), ((150, 200, 3), 1)]
+
+
+def test_auto_on_the_command_line(tmp_path, test_set):
+    from conftest import run_cli
+
+    from toolkit.synthetic import write_video
+
+    path = tmp_path / "clip.avi"
+    write_video(path, test_set[0][:2, ..., 0], frames_per_item=2)
+    proc = run_cli("camera", "--source", str(path), "--headless", "--json", "--decode-scale", "auto")
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert lines[-1]["summary"]["frames"] == 4
+    assert all(v % 4 == 0 for line in lines[:-1] for v in line["box"])  # a quarter of 640x480: steps of 4 px

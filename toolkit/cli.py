@@ -482,9 +482,10 @@ def predict(model: str | None, images: tuple[str, ...], roi, as_json: bool) -> N
                    "between are skipped (a V4L2 camera's not even decoded); a video file is taken at HZ frames a "
                    "second of its own time. Less CPU on a small board. At least 0.5: /healthz and systemd's "
                    "watchdog expect a frame every few seconds.")
-@click.option("--decode-scale", type=click.Choice(["1", "2", "4", "8"]), default="1", show_default=True,
-              help="Decode an MJPEG camera, file or stream at 1/N of its frame size (libjpeg's DCT scaling): "
-                   "cheaper decoding and preprocessing; the window, recording and browser view show the smaller "
+@click.option("--decode-scale", type=click.Choice(["1", "2", "4", "8", "auto"]), default="1", show_default=True,
+              help="Decode an MJPEG camera, file or stream at 1/N of its frame size (libjpeg's DCT scaling), or "
+                   "auto: the smallest that keeps the 128 px copy the item is searched on (a quarter of 640x480). "
+                   "Cheaper decoding and preprocessing; the window, recording and browser view show the smaller "
                    "frame, boxes and --roi stay in the source's pixels. Other sources are decoded in full.")
 @click.option("--reuse-still", is_flag=True,
               help="A frame showing the same scene as the last one preprocessed gets its result (a still camera: "
@@ -534,7 +535,7 @@ def camera(as_json: bool, unit: bool, **options) -> None:
                                       collect["collect_interval"], options["min_score"]))
     if options["capture_size"] is not None:
         options["capture_size"] = parse_size(options["capture_size"])
-    options["decode_scale"] = int(options["decode_scale"])
+    options["decode_scale"] = int(scale) if (scale := options["decode_scale"]).isdigit() else scale
     summary = run(CameraOptions(**options), sinks)
     click.echo(json.dumps({"summary": summary.to_dict()}) if as_json else summary.format_text())
 

@@ -64,8 +64,9 @@ class CameraOptions:
     """(width, height) to ask the camera for (an index or picamera); None: its default."""
     max_fps: float | None = None
     """At most this many frames a second are classified (asked of a camera; the rest skipped); None: all."""
-    decode_scale: int = 1
-    """Decode an MJPEG source's frames at 1/N of their size (1, 2, 4 or 8; sources.ReducedJpegCapture)."""
+    decode_scale: int | str = 1
+    """Decode an MJPEG source's frames at 1/N of their size (1, 2, 4 or 8, or "auto": the smallest that keeps the
+    item search's copy; sources.ReducedJpegCapture)."""
 
 
 SINKS: tuple[type[Sink], ...] = (WindowSink, RecorderSink, MetricsSink, ServerSink, MqttSink, WatchdogSink)

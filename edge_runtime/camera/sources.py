@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge_runtime.camera.preprocess import DEFAULT_OPTIONS
 from edge_runtime.camera.video import believable_rate
 from edge_runtime.core.errors import FmnistEdgeError
 from edge_runtime.core.image_size import header_size, over_limit
@@ -169,12 +170,14 @@ def _opened(factory: Callable[[], object]):
     return box["capture"]
 
 
-def open_capture(source: str, size: tuple[int, int] | None = None, fps: float | None = None, decode_scale: int = 1):
+def open_capture(source: str, size: tuple[int, int] | None = None, fps: float | None = None,
+                 decode_scale: int | str = 1):
     """An opened capture for `source`, or a SourceError naming the source and what to try. `size` (width,
     height) asks a camera (an index or picamera) for frames of that size (`--capture-size`); `fps` asks it
     for at most that many frames a second (`--max-fps`: a camera may have no such mode and send more,
     which the source then skips); `decode_scale` N > 1 decodes an MJPEG source's frames at 1/N of their
-    size (`--decode-scale`, ReducedJpegCapture; any other source is decoded in full, and says so)."""
+    size, AUTO at the smallest that keeps the item search's copy (`--decode-scale`, ReducedJpegCapture; any
+    other source is decoded in full, and says so)."""
     kind = kind_of(source)
     if size is not None:
         check_capture_size(source)
@@ -207,9 +210,19 @@ def open_capture(source: str, size: tuple[int, int] | None = None, fps: float | 
     return capture if decode_scale == 1 else _reduced(capture, source, decode_scale)
 
 
-DECODE_SCALES = (1, 2, 4, 8)
-"""What `--decode-scale` takes: libjpeg decodes a JPEG at 1/1, 1/2, 1/4 or 1/8 of its size."""
-_REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+AUTO = "auto"
+DECODE_SCALES = (1, 2, 4, 8, AUTO)
+"""What `--decode-scale` takes: libjpeg decodes a JPEG at 1/1, 1/2, 1/4 or 1/8 of its size; AUTO picks, frame by
+frame, the smallest of them whose longest side is still at least the item search's copy (PreprocessOptions.
+work_side, 128 px): a quarter of 640x480, an eighth of 1280x720, a half of 320x240."""
+_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+          8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def auto_scale(size: tuple[int, int], side: int = DEFAULT_OPTIONS.work_side) -> int:
+    """The largest of 1, 2, 4 and 8 that leaves a frame of `size` (width, height) a longest side of at least `side`
+    (libjpeg rounds a scaled side up)."""
+    return max(n for n in (1, 2, 4, 8) if n == 1 or -(-max(size) // n) >= side)
 MJPEG = "MJPG"
 _RAW_PACKETS = {"FFMPEG": (cv2.CAP_PROP_FORMAT, -1), "V4L2": (cv2.CAP_PROP_CONVERT_RGB, 0)}
 """How each OpenCV backend is asked for a frame's bytes as the source sent them, not decoded."""
@@ -220,38 +233,38 @@ def _fourcc(capture) -> str:
     return "".join(chr((code >> 8 * i) & 0xFF) for i in range(4)).strip("\x00 ") or "unknown"
 
 
-def _reduced(capture, source: str, scale: int):
+def _reduced(capture, source: str, scale: int | str):
     """`capture` read as JPEG packets decoded at 1/`scale` (ReducedJpegCapture) when it is MJPEG and its backend
     gives packets; otherwise the capture as it is, with a warning that its frames are decoded in full."""
-    if scale not in _REDUCED_FLAGS:
-        raise ValueError(f"decode_scale must be one of {DECODE_SCALES}")
+    if scale not in DECODE_SCALES or scale == 1:
+        raise ValueError(f"decode_scale must be one of {DECODE_SCALES[1:]}")
     if kind_of(source) == "index" and _fourcc(capture) != MJPEG:
         capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*MJPEG))  # a camera with MJPEG modes switches
     fourcc, backend = _fourcc(capture), capture.getBackendName()
     raw = _RAW_PACKETS.get(backend)
     if fourcc != MJPEG or raw is None or not capture.set(*raw):
-        log.warning("--decode-scale %d: %s gives %s frames (OpenCV's %s backend), not MJPEG packets; decoding them "
+        log.warning("--decode-scale %s: %s gives %s frames (OpenCV's %s backend), not MJPEG packets; decoding them "
                     "in full", scale, source, fourcc, backend)
         return capture
     return ReducedJpegCapture(capture, source, scale)
 
 
 class ReducedJpegCapture:
-    """An MJPEG capture read as its JPEG packets, each decoded at 1/`scale` of its size by libjpeg's DCT
-    scaling (`--decode-scale`): a quarter decodes a 640x480 frame in about half the time of a full decode,
+    """An MJPEG capture read as its JPEG packets, each decoded at 1/`scale` of its size (AUTO: auto_scale's) by
+    libjpeg's DCT scaling (`--decode-scale`): a quarter decodes a 640x480 frame in about half the time of a full decode,
     and the frame preprocessing then starts from 160x120, not 640x480 (docs/camera.md). A packet's size is
     read from its header before it is decoded: a frame over the pixel limit (core.image_size) is skipped,
     not decoded, however the stream began; so is a packet that is not a JPEG libjpeg can read. A backend
     that hands over a decoded image after all has it passed on as it is (`frame_scale` 1)."""
 
-    def __init__(self, capture, source: str, scale: int):
+    def __init__(self, capture, source: str, scale: int | str):
         self._capture = capture
         self.source = source
         self.scale = scale
+        """2, 4 or 8, or AUTO: each frame's own (auto_scale)."""
         self.frame_scale = 1
         """The source's pixels per pixel of the last frame given."""
         self.skipped_packets = 0
-        self._flag = _REDUCED_FLAGS[scale]
 
     def isOpened(self) -> bool:
         return self._capture.isOpened()
@@ -291,14 +304,17 @@ class ReducedJpegCapture:
             problem = "not an image file" if size is None else over_limit(size)
         except ValueError as exc:
             problem = str(exc)
-        image = None if problem else cv2.imdecode(raw, self._flag)
+        image = None
+        if not problem:
+            scale = auto_scale(size) if self.scale == AUTO else self.scale
+            image = cv2.imdecode(raw, _FLAGS[scale])
         if image is None:
             self.skipped_packets += 1
             if self.skipped_packets % MAX_BAD_PACKETS == 1:  # the first, then one line per MAX_BAD_PACKETS
                 log.warning("%s: skipped a frame (%s; %d so far): it is not decoded", self.source,
                             problem or "libjpeg cannot decode it", self.skipped_packets)
             return None
-        self.frame_scale = self.scale
+        self.frame_scale = scale
         return image
 
 
