@@ -217,15 +217,15 @@ frame, the smallest of them whose longest side is still at least the item search
 work_side, 128 px): a quarter of 640x480, an eighth of 1280x720, a half of 320x240."""
 _FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
           8: cv2.IMREAD_REDUCED_COLOR_8}
+MJPEG = "MJPG"
+_RAW_PACKETS = {"FFMPEG": (cv2.CAP_PROP_FORMAT, -1), "V4L2": (cv2.CAP_PROP_CONVERT_RGB, 0)}
+"""How each OpenCV backend is asked for a frame's bytes as the source sent them, not decoded."""
 
 
 def auto_scale(size: tuple[int, int], side: int = DEFAULT_OPTIONS.work_side) -> int:
     """The largest of 1, 2, 4 and 8 that leaves a frame of `size` (width, height) a longest side of at least `side`
     (libjpeg rounds a scaled side up)."""
     return max(n for n in (1, 2, 4, 8) if n == 1 or -(-max(size) // n) >= side)
-MJPEG = "MJPG"
-_RAW_PACKETS = {"FFMPEG": (cv2.CAP_PROP_FORMAT, -1), "V4L2": (cv2.CAP_PROP_CONVERT_RGB, 0)}
-"""How each OpenCV backend is asked for a frame's bytes as the source sent them, not decoded."""
 
 
 def _fourcc(capture) -> str:
@@ -251,8 +251,10 @@ def _reduced(capture, source: str, scale: int | str):
 
 class ReducedJpegCapture:
     """An MJPEG capture read as its JPEG packets, each decoded at 1/`scale` of its size (AUTO: auto_scale's) by
-    libjpeg's DCT scaling (`--decode-scale`): a quarter decodes a 640x480 frame in about half the time of a full decode,
-    and the frame preprocessing then starts from 160x120, not 640x480 (docs/camera.md). A packet's size is
+    libjpeg's DCT scaling (`--decode-scale`): a quarter decodes a 640x480 frame in about half the time of a
+    full decode, and the frame preprocessing then starts from 160x120, not 640x480 (docs/camera.md). A
+    damaged frame libjpeg can still decode is decoded, and libjpeg says so on stderr itself, as it does
+    under OpenCV's own V4L2 decoding of an MJPEG camera. A packet's size is
     read from its header before it is decoded: a frame over the pixel limit (core.image_size) is skipped,
     not decoded, however the stream began; so is a packet that is not a JPEG libjpeg can read. A backend
     that hands over a decoded image after all has it passed on as it is (`frame_scale` 1)."""
