@@ -119,6 +119,18 @@ def test_a_v4l2_camera_is_switched_to_mjpeg_and_read_as_packets(monkeypatch):
     assert not isinstance(open_capture("0"), ReducedJpegCapture)  # without the option: as OpenCV decodes it
 
 
+def test_a_live_source_gives_its_frames_with_their_scale(monkeypatch):
+    from edge_runtime.camera import sources
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", FakeV4L2)
+    source = sources.LiveSource("0", opener=lambda src: open_capture(src, decode_scale=AUTO))
+    try:
+        frame = source.read(timeout=5)
+    finally:
+        source.close()
+    assert frame is not None and frame.image.shape == (120, 160, 3) and frame.scale == 4
+
+
 def test_a_source_that_is_not_mjpeg_is_decoded_in_full_and_says_so(tmp_path, test_set, caplog):
     from toolkit.synthetic import write_video
 
