@@ -184,6 +184,13 @@ def test_packets_that_do_not_decode_or_are_too_big_are_skipped_undecoded(monkeyp
     ok, image = limited.retrieve() if limited.grab() else (False, None)
     assert ok and 80 < image.mean() < 100 and limited.skipped_packets == 1  # the junk skipped for the next frame
 
+    whole = jpeg(48, 64, 90)
+    cut = ReducedJpegCapture(Packets([whole[:, : whole.shape[1] // 2], whole]), "cam", 2)
+    with caplog.at_level(logging.WARNING):
+        ok, image = cut.read()  # half a frame, which libjpeg would decode with its rest grey: skipped, as a photo is
+    assert ok and 80 < image.mean() < 100 and cut.skipped_packets == 1
+    assert "cam: skipped a frame (a JPEG cut short: no end marker; 1 so far)" in caplog.text
+
     endless = ReducedJpegCapture(Packets([np.frombuffer(b"junk", np.uint8).reshape(1, -1)] * (MAX_BAD_PACKETS + 5)),
                                  "cam", 4)
     assert endless.read() == (False, None) and endless.skipped_packets == MAX_BAD_PACKETS  # gives up, not forever

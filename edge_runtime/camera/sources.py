@@ -27,7 +27,7 @@ import numpy as np
 from edge_runtime.camera.preprocess import DEFAULT_OPTIONS
 from edge_runtime.camera.video import believable_rate
 from edge_runtime.core.errors import FmnistEdgeError
-from edge_runtime.core.image_size import header_size, over_limit
+from edge_runtime.core.image_size import header_size, jpeg_truncated, over_limit
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,8 @@ class ReducedJpegCapture:
     damaged frame libjpeg can still decode is decoded, and libjpeg says so on stderr itself, as it does
     under OpenCV's own V4L2 decoding of an MJPEG camera. A packet's size is
     read from its header before it is decoded: a frame over the pixel limit (core.image_size) is skipped,
-    not decoded, however the stream began; so is a packet that is not a JPEG libjpeg can read. A backend
+    not decoded, however the stream began; so is a JPEG cut short (as a photo is) and a packet that is not
+    a JPEG libjpeg can read. A backend
     that hands over a decoded image after all has it passed on as it is (`frame_scale` 1)."""
 
     def __init__(self, capture, source: str, scale: int | str):
@@ -301,11 +302,14 @@ class ReducedJpegCapture:
             self.frame_scale = 1
             return packet
         raw = packet.reshape(-1)
+        data = raw.tobytes()
         try:
-            size = header_size(raw.tobytes()) if raw.size else None
+            size = header_size(data) if raw.size else None
             problem = "not an image file" if size is None else over_limit(size)
         except ValueError as exc:
             problem = str(exc)
+        if not problem and jpeg_truncated(data):  # as photos are refused (data.images): its rest would be grey
+            problem = "a JPEG cut short: no end marker"
         image = None
         if not problem:
             scale = auto_scale(size) if self.scale == AUTO else self.scale
