@@ -7,7 +7,9 @@ Every --every seconds it records the camera's resident memory (/proc/PID/status)
 (/metrics). At the end: the samples as CSV, and a JSON summary with the memory after warm-up, at the end,
 its peak and its slope (MB per hour, least squares over the samples after warm-up).
 
-    python benchmarks/soak.py [--minutes 60] [--every 10] [--warmup 60] [--out runs/soak]
+    python benchmarks/soak.py [--minutes 60] [--every 10] [--warmup 60] [--out runs/soak] [-- CAMERA OPTION ...]
+
+Options after `--` go to the camera as they are (`-- --decode-scale auto` soaks the packet decoder).
 """
 
 from __future__ import annotations
@@ -96,12 +98,15 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=60, help="seconds before the memory baseline")
     parser.add_argument("--model", default=None)
     parser.add_argument("--out", type=Path, default=Path("runs/soak"))
+    parser.add_argument("camera_options", nargs="*", metavar="CAMERA OPTION",
+                        help="after --: more options for the camera, e.g. -- --decode-scale auto")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     source = stream_server(jpeg_frames())
     port = free_port()
     cmd = [sys.executable, "-m", "toolkit.cli", "camera", "--headless", "--serve", f"127.0.0.1:{port}", "--source",
            f"http://127.0.0.1:{source.server_address[1]}/stream.mjpg"] + (["--model", args.model] if args.model else [])
+    cmd += args.camera_options
     camera = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     metrics = f"http://127.0.0.1:{port}/metrics"
     samples, start = [], time.time()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import cv2
 import numpy as np
@@ -247,3 +248,53 @@ def test_auto_on_the_command_line(tmp_path, test_set):
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert lines[-1]["summary"]["frames"] == 4
     assert all(v % 4 == 0 for line in lines[:-1] for v in line["box"])  # a quarter of 640x480: steps of 4 px
+
+
+def test_an_http_mjpeg_stream_is_read_as_packets_and_a_frame_over_the_limit_is_skipped(monkeypatch, caplog, test_set):
+    """An IP camera's stream (multipart MJPEG over HTTP, read live by FFmpeg): decoded at a half, boxes in the
+    stream's pixels, and a frame that grew past the pixel limit after the stream opened skipped undecoded."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from edge_runtime.camera.app import CameraOptions, run
+
+    from toolkit.synthetic import render_frame
+
+    monkeypatch.setenv("FMNIST_EDGE_MAX_PIXELS", "100000")  # 320x240 (76,800) passes; 1000x800 does not
+    item = render_frame(test_set[0][0, ..., 0], (240, 320), 120, (160, 120), seed=0)[0]
+    parts = [cv2.imencode(".jpg", image)[1].tobytes() for image in (item, np.full((800, 1000, 3), 200, np.uint8))]
+
+    class Stream(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            try:
+                for i in range(2000):  # small, big, small, big...: about a minute at most, then the stream ends
+                    part = parts[i % 2]
+                    head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(part)}\r\n\r\n"
+                    self.wfile.write(head.encode() + part + b"\r\n")
+                    time.sleep(0.02)
+            except OSError:  # the camera hung up
+                pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stream)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sink = Frames()
+    try:
+        with caplog.at_level(logging.WARNING):
+            url = f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"
+            summary = run(CameraOptions(source=url, headless=True, decode_scale=AUTO, max_frames=4), [sink])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert summary.frames == 4 and len(sink.seen) == 4
+    assert {(shape, scale) for shape, scale, _ in sink.seen} == {((120, 160, 3), 2)}  # auto: a half of 320x240
+    boxes = [line["box"] for _, _, line in sink.seen]
+    assert all(line["found"] for _, _, line in sink.seen) and all(v % 2 == 0 for box in boxes for v in box)
+    assert all(x + w <= 320 and y + h <= 240 for x, y, w, h in boxes)  # the stream's own pixels
+    assert "skipped a frame (1000x800 pixels, over the limit of 100,000" in caplog.text
