@@ -15,7 +15,8 @@ the sensor noise changes between an item's frames), as a camera on a stand or in
 With --max-fps HZ, a row for `camera --max-fps HZ` (at most HZ of the video's 30 frames a second are
 classified; a file's skipped frames are still decoded, a V4L2 camera's are not). With --decode-scale N, a
 row for `camera --decode-scale N` (each MJPEG frame decoded at 1/N of its size: the decode and the
-preprocessing both cost less; with mp4v it says it decodes in full). Every row says what
+preprocessing both cost less; with mp4v it says it decodes in full); with both --reuse-still and
+--decode-scale N, also a row for the two together (what a still camera on a small board would run). Every row says what
 share of one core the run would take at the video's own 30 frames a second (its busy seconds over the
 video's length).
 
@@ -39,7 +40,8 @@ VARIANTS = {"current": "as it is (edge_runtime.camera.preprocess)",
             "reference": "as it was (benchmarks/reference_preprocess.py)",
             "reuse": "as it is, camera --reuse-still",
             "rate": "as it is, camera --max-fps {hz:g}",
-            "decode": "as it is, camera --decode-scale {scale}"}
+            "decode": "as it is, camera --decode-scale {scale}",
+            "decode_reuse": "as it is, camera --decode-scale {scale} --reuse-still"}
 VIDEO_FPS = 30
 
 
@@ -47,9 +49,9 @@ def run_once(video: Path, model: str | None, threads: int, variant: str = "curre
              decode_scale: int = 1) -> dict:
     camera = ["camera", "--source", str(video), "--headless", "--json", "--threads", str(threads)]
     camera += ["--model", model] if model else []
-    camera += ["--reuse-still"] if variant == "reuse" else []
+    camera += ["--reuse-still"] if variant in ("reuse", "decode_reuse") else []
     camera += ["--max-fps", str(max_fps)] if variant == "rate" else []
-    camera += ["--decode-scale", str(decode_scale)] if variant == "decode" else []
+    camera += ["--decode-scale", str(decode_scale)] if variant in ("decode", "decode_reuse") else []
     runner = ["-m", "toolkit.cli"] if variant != "reference" else [str(Path(__file__).resolve()), "--as-reference"]
     proc = subprocess.run([sys.executable, *runner, *camera], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -132,6 +134,7 @@ def main() -> int:
     variants += ["reuse"] if args.reuse_still else []
     variants += ["rate"] if args.max_fps is not None else []
     variants += ["decode"] if args.decode_scale is not None else []
+    variants += ["decode_reuse"] if args.decode_scale is not None and args.reuse_still else []
     runs: dict[str, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="fmnist-edge-camera-") as tmp:
         video = Path(tmp) / f"camera_640x480.{args.container}"

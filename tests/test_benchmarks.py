@@ -92,18 +92,24 @@ def test_camera_pipeline_times_a_rate_limited_camera():
 
 
 def test_camera_pipeline_times_a_smaller_decode():
-    """--decode-scale 4 adds a row of camera --decode-scale 4 on the same MJPEG video, every frame classified."""
+    """--decode-scale 4 adds a row of camera --decode-scale 4 on the same MJPEG video, every frame classified; with
+    --reuse-still, one of the two together too."""
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "camera_pipeline.py"), "--frames", "20",
-                           "--repeats", "1", "--no-reference", "--decode-scale", "4", "--markdown"],
-                          capture_output=True, text=True, timeout=600, check=False)
+                           "--repeats", "1", "--no-reference", "--decode-scale", "4", "--reuse-still", "--on-stand",
+                           "--markdown"], capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     header = [c.strip() for c in lines[0].split("|")]
-    row = [c.strip() for c in next(line for line in lines if "--decode-scale 4" in line).split("|")]
-    cell = dict(zip(header, row, strict=True))
-    assert cell["frames"] == "20" and "decoding them in full" not in proc.stderr
+    rows = {row[1]: dict(zip(header, row, strict=True))
+            for row in ([c.strip() for c in line.split("|")] for line in lines[2:])}
+    assert set(rows) == {"as it is (edge_runtime.camera.preprocess)", "as it is, camera --reuse-still",
+                         "as it is, camera --decode-scale 4", "as it is, camera --decode-scale 4 --reuse-still"}
+    cell = rows["as it is, camera --decode-scale 4"]
+    assert cell["frames"] == "20" and cell["reused"] == "0%" and "decoding them in full" not in proc.stderr
     total = float(cell["decode+wait+preprocess ms"])
     assert total == pytest.approx(float(cell["decode+wait ms"]) + float(cell["preprocess ms"]), abs=0.0015)
+    both = rows["as it is, camera --decode-scale 4 --reuse-still"]
+    assert both["frames"] == "20" and int(both["reused"].rstrip("%")) > 0  # two items on a stand: most reused
 
 
 @pytest.mark.heavy  # six fits on 13,000 replayed and test images: minutes under emulation
