@@ -157,6 +157,9 @@ class Packets:
     def retrieve(self):
         return True, self.packets.pop(0)
 
+    def get(self, prop):
+        return 0.0  # no frame rate, no size: as a raw stream says
+
     def release(self):
         self.released = True
 
@@ -215,6 +218,7 @@ def test_decode_scale_on_the_command_line(tmp_path):
                    env={"FMNIST_EDGE_MAX_PIXELS": "100000"})
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [line["frame"] for line in lines[:-1]] == [0, 1, 2, 4, 5] and lines[-1]["summary"]["frames"] == 5
+    assert lines[-1]["summary"]["undecoded"] == 1
     assert "skipped a frame (1000x800 pixels, over the limit of 100,000" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -298,3 +302,32 @@ def test_an_http_mjpeg_stream_is_read_as_packets_and_a_frame_over_the_limit_is_s
     assert all(line["found"] for _, _, line in sink.seen) and all(v % 2 == 0 for box in boxes for v in box)
     assert all(x + w <= 320 and y + h <= 240 for x, y, w, h in boxes)  # the stream's own pixels
     assert "skipped a frame (1000x800 pixels, over the limit of 100,000" in caplog.text
+    assert summary.undecoded >= 1 and f"{summary.undecoded} undecoded" in summary.format_text()
+
+
+def test_frames_skipped_undecoded_are_counted_on_metrics_and_over_reopenings(monkeypatch):
+    """A camera service says how many frames it could not decode: /metrics has them, and a live source keeps
+    the count of the captures it reopened from."""
+    from edge_runtime.camera import sources
+    from edge_runtime.camera.sinks import StreamInfo
+    from edge_runtime.camera.sinks.metrics import MetricsSink
+    from edge_runtime.core.contract import CLASS_NAMES
+
+    junk = np.frombuffer(b"junk", np.uint8).reshape(1, -1)
+    source = sources.FileSource("clip.avi", opener=lambda src: ReducedJpegCapture(
+        Packets([jpeg(48, 64), junk, junk, jpeg(48, 64)]), src, 2))
+    sink = MetricsSink()
+    sink.start(StreamInfo("clip.avi", 0.0, False, CLASS_NAMES, source))
+    assert [frame.index for frame in iter(source.read, None)] == [0, 3]
+    assert "fmnist_edge_undecoded_frames_total 2.0" in sink.exposition().decode()
+
+    captures = iter([[junk, jpeg(48, 64)], [junk, junk, jpeg(48, 64)]])  # the second after a reopening
+    live = sources.LiveSource("cam", opener=lambda src: ReducedJpegCapture(Packets(next(captures, [])), src, 2),
+                              max_backoff=0.5)
+    try:
+        deadline = time.time() + 20
+        while live.undecoded < 3 and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        live.close()
+    assert live.undecoded == 3 and live.gap_count >= 1

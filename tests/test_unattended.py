@@ -84,6 +84,7 @@ def test_metrics_on_serve(video):
     assert metric(later, "fmnist_edge_dropped_frames_total") == 0
     assert metric(later, "fmnist_edge_source_gaps_total") == 0
     assert metric(later, "fmnist_edge_skipped_frames_total") == 0  # no --max-fps: every frame
+    assert metric(later, "fmnist_edge_undecoded_frames_total") == 0  # no --decode-scale: OpenCV decodes them
 
 
 def test_metrics_count_the_frames_max_fps_skips(video):

@@ -169,7 +169,7 @@ def run(opts: CameraOptions, sinks: Sequence[Sink] = (), opener: Callable = open
             except KeyboardInterrupt:
                 ended_by = "interrupted"
         summary = tally.summary(clock() - step.started, ended_by, source.dropped, source.gaps, step.outputs_seconds,
-                                skipped=source.skipped)
+                                skipped=source.skipped, undecoded=source.undecoded)
         return summary
     finally:
         if source is not None:

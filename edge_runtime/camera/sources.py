@@ -455,6 +455,11 @@ class FileSource:
         self._next += 1
         return frame
 
+    @property
+    def undecoded(self) -> int:
+        """Frames of the file skipped undecoded (--decode-scale: damaged, cut short, over the pixel limit)."""
+        return getattr(self._capture, "skipped_packets", 0)
+
     def close(self) -> None:
         self._capture.release()
 
@@ -489,6 +494,8 @@ class LiveSource:
         self._delivered = -1
         self._grabbed = 0
         self.dropped = 0
+        self._undecoded_before = 0
+        """Frames skipped undecoded by the captures this source reopened from (see `undecoded`)."""
         self.gaps: deque[float] = deque(maxlen=MAX_GAPS)
         self.gap_count = 0
         self._stop = threading.Event()
@@ -515,6 +522,10 @@ class LiveSource:
     def _reopen(self) -> None:
         lost = time.perf_counter()
         log.warning("camera source %s stopped delivering frames; reopening", self.name)
+        with self._cond:  # moved to this source's count in one step: `undecoded` never counts them twice
+            if isinstance(self._capture, ReducedJpegCapture):
+                self._undecoded_before += self._capture.skipped_packets
+                self._capture.skipped_packets = 0
         self._capture.release()
         delay = 0.5
         while not self._stop.wait(delay):
@@ -528,6 +539,13 @@ class LiveSource:
             self.gap_count += 1
             log.warning("camera source %s is back after a %.1f s gap", self.name, gap)
             return
+
+    @property
+    def undecoded(self) -> int:
+        """Frames the source gave that were skipped undecoded (--decode-scale: damaged, cut short, over the pixel
+        limit), over every reopening."""
+        with self._cond:
+            return self._undecoded_before + getattr(self._capture, "skipped_packets", 0)
 
     def read(self, timeout: float | None = None) -> Frame | None:
         """The newest frame not returned before; None if none arrives within `timeout` seconds."""

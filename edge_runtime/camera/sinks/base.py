@@ -65,7 +65,8 @@ class StreamInfo:
     live: bool
     class_names: tuple[str, ...]
     source_counters: object | None = None
-    """The source, for its running counters (`dropped`, `gap_count`, `skipped`); read them, never call it."""
+    """The source, for its running counters (`dropped`, `gap_count`, `skipped`, `undecoded`); read them, never
+    call it."""
     outlets: Outlets = field(default_factory=Outlets)
     """Where sinks offer routes and state to the others (see the module's docstring)."""
     quality: Quality = field(default_factory=lambda: Quality(None))

@@ -4,7 +4,7 @@
 Per frame: frames, latency (a histogram), time per stage, frames per second, the shown label and its
 score, whether an item is in view; and how well it sees (camera.quality): unsure frames and why, each
 frame's top score (a histogram), frames per shown label, the drift of recent scores. Read when scraped:
-frames a live source dropped, and its gaps; what other sinks count (MQTT deliveries).
+frames a live source dropped, and its gaps; frames skipped undecoded; what other sinks count (MQTT deliveries).
 
 `/healthz` answers 200 with {"status": "ok", "last_frame_age_s", "fps", "drift"} while frames are
 classified, and 503 ({"status": "stalled", ...}) when none was for STALE_AFTER seconds: a source that
@@ -48,7 +48,10 @@ class _SourceCollector:
         skipped = CounterMetricFamily("fmnist_edge_skipped_frames", "Frames the source gave that --max-fps left "
                                       "out")
         skipped.add_metric([], self.source.skipped)
-        yield from (dropped, gaps, skipped)
+        undecoded = CounterMetricFamily("fmnist_edge_undecoded_frames", "Frames the source gave that were skipped "
+                                        "undecoded: damaged, cut short or over the pixel limit (--decode-scale)")
+        undecoded.add_metric([], self.source.undecoded)
+        yield from (dropped, gaps, skipped, undecoded)
 
 
 class _OutletCollector:

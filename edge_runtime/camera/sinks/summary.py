@@ -28,6 +28,9 @@ class CameraSummary:
     """Frames whose preprocessing was reused (--reuse-still): the scene had not changed."""
     skipped: int = 0
     """Frames the source gave that --max-fps left out (not classified; not decoded where the camera allows)."""
+    undecoded: int = 0
+    """Frames the source gave that were skipped undecoded: damaged, cut short or over the pixel limit (read as
+    JPEG packets, --decode-scale; a source OpenCV decodes itself drops such frames unseen)."""
     ended_by: str = ""
     quality: dict = field(default_factory=dict)
     """How well it saw (camera.quality.Quality.to_dict): unsure frames by reason, frames per shown label,
@@ -41,6 +44,7 @@ class CameraSummary:
         drift = self.quality.get("drift")
         return (f"{self.frames} frames at {self.fps:.1f} FPS, latency p50 {self.p50_ms:.2f} ms "
                 f"p99 {self.p99_ms:.2f} ms, {self.dropped} dropped, {unsure} unsure"
+                f"{f', {self.undecoded} undecoded' if self.undecoded else ''}"
                 f"{'' if drift is None else f', drift {drift:.2f}'} ({self.ended_by})")
 
 
@@ -90,7 +94,7 @@ class SummarySink(Sink):
             self.totals[stage] += seconds
 
     def summary(self, elapsed: float, ended_by: str, dropped: int, gaps, outputs_seconds: float = 0.0,
-                skipped: int = 0) -> CameraSummary:
+                skipped: int = 0, undecoded: int = 0) -> CameraSummary:
         frames = self.latency.total
         totals = {**self.totals, "outputs": outputs_seconds}
         return CameraSummary(
@@ -98,5 +102,5 @@ class SummarySink(Sink):
             p50_ms=self.latency.percentile(50), p99_ms=self.latency.percentile(99),
             dropped=dropped, gaps=[round(g, 2) for g in gaps],
             stage_ms={k: round(v * 1e3 / max(frames, 1), 4) for k, v in totals.items()}, reused=self.reused,
-            skipped=skipped, ended_by=ended_by,
+            skipped=skipped, undecoded=undecoded, ended_by=ended_by,
             quality=self.quality.to_dict())
