@@ -450,8 +450,8 @@ class FileSource:
             self.skipped += 1
         if image is None:
             return None
-        skipped = getattr(self._capture, "skipped_packets", 0)  # frames of the file that did not decode
-        frame = Frame(image, self._next + skipped, time.perf_counter(), getattr(self._capture, "frame_scale", 1))
+        # the index counts the file's frames that did not decode too
+        frame = Frame(image, self._next + self.undecoded, time.perf_counter(), getattr(self._capture, "frame_scale", 1))
         self._next += 1
         return frame
 
