@@ -257,8 +257,7 @@ def test_auto_on_the_command_line(tmp_path, test_set):
 def test_an_http_mjpeg_stream_is_read_as_packets_and_a_frame_over_the_limit_is_skipped(monkeypatch, caplog, test_set):
     """An IP camera's stream (multipart MJPEG over HTTP, read live by FFmpeg): decoded at a half, boxes in the
     stream's pixels, and a frame that grew past the pixel limit after the stream opened skipped undecoded."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from soak import stream_server  # benchmarks/soak.py's stream: the frames given, in turn, as fast as read
 
     from edge_runtime.camera.app import CameraOptions, run
 
@@ -266,28 +265,8 @@ def test_an_http_mjpeg_stream_is_read_as_packets_and_a_frame_over_the_limit_is_s
 
     monkeypatch.setenv("FMNIST_EDGE_MAX_PIXELS", "100000")  # 320x240 (76,800) passes; 1000x800 does not
     item = render_frame(test_set[0][0, ..., 0], (240, 320), 120, (160, 120), seed=0)[0]
-    parts = [cv2.imencode(".jpg", image)[1].tobytes() for image in (item, np.full((800, 1000, 3), 200, np.uint8))]
-
-    class Stream(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-            self.end_headers()
-            try:
-                for i in range(2000):  # small, big, small, big...: about a minute at most, then the stream ends
-                    part = parts[i % 2]
-                    head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(part)}\r\n\r\n"
-                    self.wfile.write(head.encode() + part + b"\r\n")
-                    time.sleep(0.02)
-            except OSError:  # the camera hung up
-                pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Stream)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = stream_server([cv2.imencode(".jpg", image)[1].tobytes()
+                            for image in (item, np.full((800, 1000, 3), 200, np.uint8))])  # small, big, small...
     sink = Frames()
     try:
         with caplog.at_level(logging.WARNING):
