@@ -495,7 +495,7 @@ class LiveSource:
         self._grabbed = 0
         self.dropped = 0
         self._undecoded_before = 0
-        """Frames skipped undecoded by the captures this source reopened from (see `undecoded`)."""
+        """Frames skipped undecoded by the captures this source was reopened from (see `undecoded`)."""
         self.gaps: deque[float] = deque(maxlen=MAX_GAPS)
         self.gap_count = 0
         self._stop = threading.Event()
@@ -522,18 +522,17 @@ class LiveSource:
     def _reopen(self) -> None:
         lost = time.perf_counter()
         log.warning("camera source %s stopped delivering frames; reopening", self.name)
-        with self._cond:  # moved to this source's count in one step: `undecoded` never counts them twice
-            if isinstance(self._capture, ReducedJpegCapture):
-                self._undecoded_before += self._capture.skipped_packets
-                self._capture.skipped_packets = 0
         self._capture.release()
         delay = 0.5
         while not self._stop.wait(delay):
             try:
-                self._capture = self._opener(self.name)
+                capture = self._opener(self.name)
             except FmnistEdgeError:
                 delay = min(delay * 2, self._max_backoff)
                 continue
+            with self._cond:  # the old capture's count moves here as the new one takes its place: counted once
+                self._undecoded_before += getattr(self._capture, "skipped_packets", 0)
+                self._capture = capture
             gap = time.perf_counter() - lost
             self.gaps.append(gap)
             self.gap_count += 1
